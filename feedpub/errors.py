@@ -1,0 +1,33 @@
+"""feedpub's own exceptions; third-party errors are wrapped into these at the edges."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from feedpub.model import Problem
+
+
+class FeedpubError(Exception):
+    """An error meant for a person: its message is shown as it is, without a traceback."""
+
+
+class ConfigError(FeedpubError):
+    """The configuration file is unusable; ``problems`` lists every reason at once."""
+
+    def __init__(self, problems: Sequence[Problem]) -> None:
+        self.problems = tuple(problems)
+        super().__init__("\n".join(str(p) for p in self.problems))
+
+
+class ContentError(FeedpubError):
+    """One content file cannot be used."""
+
+    def __init__(self, path: str, reason: str, line: int | None = None) -> None:
+        self.path = path
+        self.reason = reason
+        self.line = line
+        super().__init__(str(self.problem))
+
+    @property
+    def problem(self) -> Problem:
+        return Problem(self.path, self.reason, self.line)

@@ -1,0 +1,86 @@
+"""The vocabulary every stage shares: frozen, typed, timezone-aware.
+
+This module imports nothing from feedpub.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+
+@dataclass(frozen=True, slots=True)
+class Author:
+    name: str
+    email: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Image:
+    """An image with an absolute URL and its alternative text."""
+
+    url: str
+    alt: str
+
+
+@dataclass(frozen=True, slots=True)
+class Post:
+    """One post as its front matter describes it; the body is still Markdown.
+
+    Rendering the body is a separate, later step (see ``RenderedPost``), so that
+    only posts some feed or email actually shows pay for it.
+    """
+
+    path: Path
+    rel_path: str
+    slug: str
+    url: str
+    title: str
+    date: datetime
+    updated: datetime
+    draft: bool
+    tags: tuple[str, ...]
+    categories: tuple[str, ...]
+    author: Author
+    summary: str | None
+    cover: Image | None
+    source_url: str | None
+    body: str
+    word_count: int | None
+    reading_time: int | None
+    extra: Mapping[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class RenderedPost:
+    """A post with its body rendered to sanitised HTML and its summary decided."""
+
+    post: Post
+    html: str
+    summary: str
+    word_count: int
+    reading_time: int
+
+
+class Severity(enum.Enum):
+    ERROR = "error"
+    WARNING = "warning"
+
+
+@dataclass(frozen=True, slots=True)
+class Problem:
+    """Something wrong with an input file, said as a sentence a person can act on."""
+
+    path: str
+    message: str
+    line: int | None = None
+    severity: Severity = Severity.ERROR
+
+    def __str__(self) -> str:
+        where = self.path if self.line is None else f"{self.path}:{self.line}"
+        label = "" if self.severity is Severity.ERROR else "warning: "
+        return f"{where}: {label}{self.message}"
