@@ -1,0 +1,299 @@
+"""config.yaml: its schema, defaults and validation.
+
+``load_config`` reads the file once and returns a typed, frozen ``Config``;
+every problem is reported at once, each named by its key path.
+"""
+
+from __future__ import annotations
+
+import difflib
+import re
+import string
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+import yaml
+
+from feedpub.errors import ConfigError
+from feedpub.model import Author, Problem, Severity
+
+FEED_FORMATS = ("rss", "atom", "json")
+TAXONOMIES = ("tags", "categories")
+PERMALINK_FIELDS = ("slug", "year", "month", "day")
+
+_EMAIL = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s]+")
+_LANGUAGE = re.compile(r"[A-Za-z]{2,3}(-[A-Za-z0-9]{1,8})*")
+
+
+@dataclass(frozen=True, slots=True)
+class SiteConfig:
+    title: str
+    url: str
+    description: str
+    language: str
+    timezone: ZoneInfo
+    author: Author
+
+
+@dataclass(frozen=True, slots=True)
+class ContentConfig:
+    dir: Path
+    include: tuple[str, ...]
+    exclude: tuple[str, ...]
+    permalink: str
+
+
+@dataclass(frozen=True, slots=True)
+class FeedsConfig:
+    output_dir: Path
+    limit: int
+    full_content: bool
+    summary_length: int
+    formats: tuple[str, ...]
+    taxonomies: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Config:
+    path: Path
+    site: SiteConfig
+    content: ContentConfig
+    feeds: FeedsConfig
+    warnings: tuple[Problem, ...]
+
+
+def _kind(value: object) -> str:
+    """How a YAML value looks to the person who wrote it."""
+    if value is None:
+        return "nothing"
+    if isinstance(value, bool):
+        return "true/false"
+    if isinstance(value, int | float):
+        return f"the number {value}"
+    if isinstance(value, str):
+        return f"{value!r}"
+    if isinstance(value, list):
+        return "a list"
+    if isinstance(value, dict):
+        return "a mapping"
+    return type(value).__name__
+
+
+_MISSING = object()
+
+
+class _Section:
+    """One mapping of the file, read key by key; problems go to a shared list."""
+
+    def __init__(self, data: object, prefix: str, label: str, problems: list[Problem]) -> None:
+        self._prefix = prefix
+        self._label = label
+        self._problems = problems
+        self._seen: set[str] = set()
+        self._data: Mapping[Any, Any] = {}
+        if isinstance(data, Mapping):
+            self._data = data
+        elif data is not None:
+            self._problems.append(
+                Problem(
+                    label,
+                    f"{prefix or 'top level'}: expected a mapping, got {_kind(data)}",
+                )
+            )
+
+    def _key(self, key: str) -> str:
+        return f"{self._prefix}.{key}" if self._prefix else key
+
+    def error(self, key: str, message: str) -> None:
+        self._problems.append(Problem(self._label, f"{self._key(key)}: {message}"))
+
+    def raw(self, key: str) -> object:
+        self._seen.add(key)
+        return self._data.get(key, _MISSING)
+
+    def section(self, key: str) -> _Section:
+        value = self.raw(key)
+        return _Section(
+            None if value is _MISSING else value,
+            self._key(key),
+            self._label,
+            self._problems,
+        )
+
+    def text(self, key: str, default: str | None = None) -> str:
+        value = self.raw(key)
+        if value is _MISSING or value is None:
+            if default is None:
+                self.error(key, "is required")
+                return ""
+            return default
+        if isinstance(value, bool) or not isinstance(value, str | int | float):
+            self.error(key, f"expected text, got {_kind(value)}")
+            return default or ""
+        return str(value)
+
+    def integer(self, key: str, default: int, minimum: int) -> int:
+        value = self.raw(key)
+        if value is _MISSING:
+            return default
+        if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+            self.error(
+                key,
+                f"expected a whole number of at least {minimum}, got {_kind(value)}",
+            )
+            return default
+        return value
+
+    def boolean(self, key: str, default: bool) -> bool:
+        value = self.raw(key)
+        if value is _MISSING:
+            return default
+        if not isinstance(value, bool):
+            self.error(key, f"expected true or false, got {_kind(value)}")
+            return default
+        return value
+
+    def strings(self, key: str, default: tuple[str, ...]) -> tuple[str, ...]:
+        value = self.raw(key)
+        if value is _MISSING:
+            return default
+        if isinstance(value, str):
+            value = [value]
+        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+            self.error(key, f"expected a list of text, got {_kind(value)}")
+            return default
+        return tuple(value)
+
+    def choices(
+        self, key: str, default: tuple[str, ...], allowed: tuple[str, ...]
+    ) -> tuple[str, ...]:
+        values = self.strings(key, default)
+        wrong = [v for v in values if v not in allowed]
+        if wrong:
+            self.error(
+                key,
+                f"expected a list drawn from {', '.join(allowed)}, got {wrong[0]!r}",
+            )
+            return default
+        return tuple(dict.fromkeys(values))
+
+    def warn_unknown(self) -> None:
+        known = sorted(self._seen)
+        for key in self._data:
+            if key in self._seen:
+                continue
+            hint = difflib.get_close_matches(str(key), known, n=1)
+            suggestion = f" (did you mean {hint[0]!r}?)" if hint else ""
+            self._problems.append(
+                Problem(
+                    self._label,
+                    f"{self._key(str(key))}: unknown key, ignored{suggestion}",
+                    severity=Severity.WARNING,
+                )
+            )
+
+
+def _site(section: _Section) -> SiteConfig:
+    title = section.text("title")
+    url = section.text("url")
+    parts = urlsplit(url)
+    if url and (parts.scheme not in ("http", "https") or not parts.netloc):
+        section.error(
+            "url",
+            f"expected an absolute http(s) URL such as https://example.org/, got {url!r}",
+        )
+    if not url.endswith("/"):
+        url += "/"
+    description = section.text("description", title)
+    language = section.text("language", "en")
+    if not _LANGUAGE.fullmatch(language):
+        section.error("language", f"expected a language tag such as en or zh-CN, got {language!r}")
+    zone_name = section.text("timezone", "UTC")
+    try:
+        timezone = ZoneInfo(zone_name)
+    except (ZoneInfoNotFoundError, ValueError):
+        section.error(
+            "timezone",
+            f"expected an IANA time zone name such as Asia/Shanghai, got {zone_name!r}",
+        )
+        timezone = ZoneInfo("UTC")
+    author_section = section.section("author")
+    author = Author(author_section.text("name", title), author_section.text("email", "") or None)
+    if author.email and not _EMAIL.fullmatch(author.email):
+        author_section.error("email", f"expected an email address, got {author.email!r}")
+    author_section.warn_unknown()
+    return SiteConfig(title, url, description, language, timezone, author)
+
+
+def _permalink(section: _Section) -> str:
+    pattern = section.text("permalink", "posts/{slug}/")
+    try:
+        fields = [f for _, f, _, _ in string.Formatter().parse(pattern) if f is not None]
+    except ValueError as exc:
+        section.error("permalink", f"is not a valid pattern ({exc})")
+        return pattern
+    unknown = [f for f in fields if f not in PERMALINK_FIELDS]
+    if unknown:
+        allowed = ", ".join("{" + f + "}" for f in PERMALINK_FIELDS)
+        section.error("permalink", f"unknown placeholder {{{unknown[0]}}}; use {allowed}")
+    elif "slug" not in fields:
+        section.error("permalink", "expected a pattern with {slug}, such as posts/{slug}/")
+    return pattern.lstrip("/")
+
+
+def _content(section: _Section, base: Path) -> ContentConfig:
+    directory = base / section.text("dir", "content")
+    include = section.strings("include", ("**/*.md", "**/*.markdown"))
+    exclude = section.strings("exclude", ())
+    return ContentConfig(directory, include, exclude, _permalink(section))
+
+
+def _feeds(section: _Section, base: Path) -> FeedsConfig:
+    formats = section.choices("formats", FEED_FORMATS, FEED_FORMATS)
+    if not formats:
+        section.error("formats", f"expected at least one of {', '.join(FEED_FORMATS)}")
+    return FeedsConfig(
+        output_dir=base / section.text("output_dir", "feeds"),
+        limit=section.integer("limit", 50, minimum=1),
+        full_content=section.boolean("full_content", True),
+        summary_length=section.integer("summary_length", 70, minimum=1),
+        formats=formats,
+        taxonomies=section.choices("taxonomies", TAXONOMIES, TAXONOMIES),
+    )
+
+
+def load_config(path: Path) -> Config:
+    """Read and validate ``path``; raise ``ConfigError`` naming every problem."""
+    label = str(path)
+    try:
+        text = path.read_text(encoding="utf-8-sig")
+    except FileNotFoundError:
+        raise ConfigError([Problem(label, "file not found (pass --config PATH)")]) from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError([Problem(label, f"cannot be read: {exc}")]) from None
+    try:
+        data = yaml.load(text, Loader=yaml.CSafeLoader)
+    except yaml.MarkedYAMLError as exc:
+        line = exc.problem_mark.line + 1 if exc.problem_mark else None
+        raise ConfigError([Problem(label, f"invalid YAML: {exc.problem}", line)]) from None
+    except yaml.YAMLError as exc:
+        raise ConfigError([Problem(label, f"invalid YAML: {exc}")]) from None
+
+    problems: list[Problem] = []
+    root = _Section({} if data is None else data, "", label, problems)
+    base = path.parent
+    sections = {name: root.section(name) for name in ("site", "content", "feeds")}
+    site = _site(sections["site"])
+    content = _content(sections["content"], base)
+    feeds = _feeds(sections["feeds"], base)
+    for section in (*sections.values(), root):
+        section.warn_unknown()
+
+    errors = [p for p in problems if p.severity is Severity.ERROR]
+    if errors:
+        raise ConfigError(errors)
+    return Config(path, site, content, feeds, tuple(problems))

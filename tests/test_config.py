@@ -1,0 +1,136 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from feedpub.config import load_config
+from feedpub.errors import ConfigError
+from feedpub.model import Severity
+from tests.conftest import REPO
+
+
+def _write(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "config.yaml"
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def _messages(path: Path) -> list[str]:
+    with pytest.raises(ConfigError) as caught:
+        load_config(path)
+    return [str(p) for p in caught.value.problems]
+
+
+def test_the_bundled_config_is_valid_and_quiet() -> None:
+    config = load_config(REPO / "config.yaml")
+    assert config.warnings == ()
+    assert config.site.url == "https://example.org/"
+    assert str(config.site.timezone) == "Asia/Shanghai"
+    assert config.content.dir == REPO / "content"
+    assert config.feeds.formats == ("rss", "atom", "json")
+
+
+def test_defaults_for_a_minimal_config(tmp_path: Path) -> None:
+    config = load_config(_write(tmp_path, "site:\n  title: T\n  url: https://e.org\n"))
+    assert config.site.url == "https://e.org/"
+    assert config.site.description == "T"
+    assert config.site.language == "en"
+    assert str(config.site.timezone) == "UTC"
+    assert config.site.author.name == "T" and config.site.author.email is None
+    assert config.content.dir == tmp_path / "content"
+    assert config.content.include == ("**/*.md", "**/*.markdown")
+    assert config.content.permalink == "posts/{slug}/"
+    feeds = config.feeds
+    assert (feeds.output_dir, feeds.limit, feeds.full_content, feeds.summary_length) == (
+        tmp_path / "feeds",
+        50,
+        True,
+        70,
+    )
+    assert feeds.taxonomies == ("tags", "categories")
+
+
+def test_paths_are_relative_to_the_config_folder(tmp_path: Path) -> None:
+    (tmp_path / "site").mkdir()
+    path = tmp_path / "site" / "config.yaml"
+    path.write_text(
+        "site: {title: T, url: 'https://e.org/'}\ncontent: {dir: posts}\nfeeds: {output_dir: ../out}\n"
+    )
+    config = load_config(path)
+    assert config.content.dir == tmp_path / "site" / "posts"
+    assert config.feeds.output_dir == tmp_path / "site" / "../out"
+
+
+def test_every_problem_is_reported_at_once_with_its_key(tmp_path: Path) -> None:
+    path = _write(
+        tmp_path,
+        """site:
+  url: example.org
+  language: "english please"
+  timezone: Mars/Olympus
+  author: {email: nobody}
+content:
+  permalink: "posts/{title}/"
+  include: 5
+feeds:
+  limit: 0
+  full_content: "yes"
+  summary_length: 2.5
+  formats: [rss, xml]
+  taxonomies: tags
+""",
+    )
+    label = str(path)
+    assert _messages(path) == [
+        f"{label}: site.title: is required",
+        f"{label}: site.url: expected an absolute http(s) URL such as https://example.org/, got 'example.org'",
+        f"{label}: site.language: expected a language tag such as en or zh-CN, got 'english please'",
+        f"{label}: site.timezone: expected an IANA time zone name such as Asia/Shanghai, got 'Mars/Olympus'",
+        f"{label}: site.author.email: expected an email address, got 'nobody'",
+        f"{label}: content.include: expected a list of text, got the number 5",
+        f"{label}: content.permalink: unknown placeholder {{title}}; use {{slug}}, {{year}}, {{month}}, {{day}}",
+        f"{label}: feeds.formats: expected a list drawn from rss, atom, json, got 'xml'",
+        f"{label}: feeds.limit: expected a whole number of at least 1, got the number 0",
+        f"{label}: feeds.full_content: expected true or false, got 'yes'",
+        f"{label}: feeds.summary_length: expected a whole number of at least 1, got the number 2.5",
+    ]
+
+
+def test_a_permalink_without_slug_is_refused(tmp_path: Path) -> None:
+    path = _write(
+        tmp_path, "site: {title: T, url: 'https://e.org/'}\ncontent: {permalink: '{year}/'}\n"
+    )
+    assert _messages(path) == [
+        f"{path}: content.permalink: expected a pattern with {{slug}}, such as posts/{{slug}}/"
+    ]
+
+
+def test_a_section_that_is_not_a_mapping(tmp_path: Path) -> None:
+    path = _write(tmp_path, "site: {title: T, url: 'https://e.org/'}\nfeeds: [rss]\n")
+    assert _messages(path) == [f"{path}: feeds: expected a mapping, got a list"]
+
+
+def test_unknown_keys_are_warned_about_with_a_suggestion(tmp_path: Path) -> None:
+    path = _write(
+        tmp_path,
+        "site: {title: T, url: 'https://e.org/', titel: X}\nfeeds: {limt: 5}\nnewsleter: {}\n",
+    )
+    config = load_config(path)
+    assert [str(w) for w in config.warnings] == [
+        f"{path}: warning: site.titel: unknown key, ignored (did you mean 'title'?)",
+        f"{path}: warning: feeds.limt: unknown key, ignored (did you mean 'limit'?)",
+        f"{path}: warning: newsleter: unknown key, ignored",
+    ]
+    assert all(w.severity is Severity.WARNING for w in config.warnings)
+    assert config.feeds.limit == 50
+
+
+def test_invalid_yaml_names_the_line(tmp_path: Path) -> None:
+    path = _write(tmp_path, "site:\n  title: T\n  url: [unclosed\n")
+    assert _messages(path) == [f"{path}:4: invalid YAML: did not find expected ',' or ']'"]
+
+
+def test_a_missing_file(tmp_path: Path) -> None:
+    path = tmp_path / "nope.yaml"
+    assert _messages(path) == [f"{path}: file not found (pass --config PATH)"]
