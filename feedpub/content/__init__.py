@@ -1,0 +1,1 @@
+"""Turning content files into posts: front matter, Markdown bodies, text rules."""

@@ -1,0 +1,240 @@
+"""Markdown bodies: CommonMark with raw HTML, footnotes, tables and strikethrough,
+rendered to sanitised HTML with absolute links, plus the plain text the summary
+and word count need.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from urllib.parse import urljoin
+
+import nh3
+from markdown_it import MarkdownIt
+from markdown_it.renderer import RendererProtocol
+from markdown_it.rules_core import StateCore
+from markdown_it.token import Token
+from markdown_it.utils import EnvType, OptionsDict
+from mdit_py_plugins.footnote import footnote_plugin
+from mdit_py_plugins.footnote.index import render_footnote_anchor
+
+MORE_MARKER = "<!--more-->"
+
+# Lone opening or closing tags of elements that wrap Markdown in generated posts.
+_CONTAINER_LINE = re.compile(
+    r" {0,3}</?(?:article|aside|blockquote|details|div|figure|footer|header|main|nav|section)"
+    r"(?:\s[^>]*)?>\s*"
+)
+_FENCE = re.compile(r" {0,3}(`{3,}|~{3,})")
+_TAG = re.compile(r"<[^>]*>")
+_FOOTNOTE_PLACE = "feedpub_footnote_place"
+
+_ALLOWED_TAG_NAMES = """
+a abbr article aside b blockquote br caption cite code col colgroup dd del details div dl dt em
+figcaption figure footer h1 h2 h3 h4 h5 h6 header hr i img ins kbd li mark ol p pre q s section
+small span strong sub summary sup table tbody td tfoot th thead time tr u ul
+"""
+ALLOWED_TAGS = frozenset(_ALLOWED_TAG_NAMES.split())
+ALLOWED_ATTRIBUTES = {
+    "*": {"class", "dir", "id", "lang", "title"},
+    "a": {"href"},
+    "img": {"alt", "height", "src", "width"},
+    "ol": {"start"},
+    "td": {"align", "colspan", "rowspan"},
+    "th": {"align", "colspan", "rowspan"},
+    "time": {"datetime"},
+}
+URL_SCHEMES = frozenset({"http", "https", "mailto"})
+# Elements removed together with everything inside them.
+DROPPED_WITH_CONTENT = frozenset(
+    {
+        "script",
+        "style",
+        "iframe",
+        "object",
+        "embed",
+        "noscript",
+        "template",
+        "svg",
+        "math",
+    }
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Body:
+    """A rendered body: sanitised HTML and the plain text drawn from it."""
+
+    html: str
+    paragraphs: tuple[str, ...]
+    before_more: str | None
+    text: str
+
+
+def _separate_container_tags(source: str) -> str:
+    """Let Markdown inside ``<article>`` and the like render as Markdown.
+
+    CommonMark ends an HTML block only at a blank line, so the heading in
+    ``<article>\\n## Title`` would stay literal text. Generated posts (the
+    AI-news seed among them) write exactly that, and Hugo shows such posts with
+    raw ``##`` in them. A blank line after a lone container tag, when Markdown
+    follows it, gives the reading the author meant.
+    """
+    lines = source.split("\n")
+    out: list[str] = []
+    fence: str | None = None
+    for i, line in enumerate(lines):
+        out.append(line)
+        opened = _FENCE.match(line)
+        if fence is not None:
+            if opened and opened.group(1).startswith(fence):
+                fence = None
+            continue
+        if opened:
+            fence = opened.group(1)
+            continue
+        if _CONTAINER_LINE.fullmatch(line) and i + 1 < len(lines):
+            following = lines[i + 1]
+            indent = len(following) - len(following.lstrip(" "))
+            if following.strip() and indent < 4 and not following.lstrip().startswith("<"):
+                out.append("")
+    return "\n".join(out)
+
+
+def _keep_unreferenced_footnotes(state: StateCore) -> None:
+    """Give footnote definitions that no reference names a place in the list too.
+
+    The footnote plugin drops them; a reference list written by the author
+    (like the seed's ``[^5]``) must not lose an entry.
+    """
+    data = state.env.get("footnotes")
+    if not data:
+        return
+    listed = data.setdefault("list", {})
+    for key, footnote_id in data.get("refs", {}).items():
+        if footnote_id < 0:
+            new_id = len(listed)
+            listed[new_id] = {"label": key[1:], "count": 0}
+            data["refs"][key] = new_id
+
+
+def _mark_footnote_place(state: StateCore) -> None:
+    """Remember where the author's last footnote definition ends."""
+    ends = [i for i, t in enumerate(state.tokens) if t.type == "footnote_reference_close"]
+    if ends:
+        state.tokens.insert(ends[-1] + 1, Token(_FOOTNOTE_PLACE, "", 0))
+
+
+def _move_footnotes_to_place(state: StateCore) -> None:
+    """Show the footnote list where the definitions stood (under the seed's
+    "References" heading, say), not after the post's closing lines.
+    """
+    tokens = state.tokens
+    places = [i for i, t in enumerate(tokens) if t.type == _FOOTNOTE_PLACE]
+    if not places:
+        return
+    place = places[0]
+    starts = [i for i, t in enumerate(tokens) if t.type == "footnote_block_open"]
+    block = tokens[starts[0] :] if starts else []
+    state.tokens = tokens[:place] + block + tokens[place + 1 : len(tokens) - len(block)]
+
+
+def _render_footnote_anchor(
+    self: RendererProtocol,
+    tokens: Sequence[Token],
+    idx: int,
+    options: OptionsDict,
+    env: EnvType,
+) -> str:
+    """The back-link after a footnote, left out where nothing refers to it."""
+    if env["footnotes"]["list"][tokens[idx].meta["id"]]["count"] == 0:
+        return ""
+    return render_footnote_anchor(self, tokens, idx, options, env)
+
+
+def _markdown() -> MarkdownIt:
+    md = MarkdownIt("commonmark", {"html": True}).enable(["table", "strikethrough"])
+    md.use(footnote_plugin, inline=False)
+    md.core.ruler.before("footnote_tail", "mark_footnote_place", _mark_footnote_place)
+    md.core.ruler.before("footnote_tail", "keep_unreferenced", _keep_unreferenced_footnotes)
+    md.core.ruler.after("footnote_tail", "move_footnotes_to_place", _move_footnotes_to_place)
+    md.add_render_rule("footnote_anchor", _render_footnote_anchor)
+    return md
+
+
+_MD = _markdown()
+
+
+def _absolutiser(base_url: str) -> Callable[[str, str, str], str]:
+    def absolute(tag: str, attribute: str, value: str) -> str:
+        if attribute in ("href", "src") and not value.startswith("#"):
+            # A bare "#fragment" is a same-document reference (RFC 3986, 4.4):
+            # footnote links must stay inside the feed item or email.
+            return urljoin(base_url, value.strip())
+        return value
+
+    return absolute
+
+
+def sanitise(html: str, base_url: str) -> str:
+    """Keep only allowed tags, attributes and URL schemes; make URLs absolute."""
+    return nh3.clean(
+        html,
+        tags=set(ALLOWED_TAGS),
+        clean_content_tags=set(DROPPED_WITH_CONTENT),
+        attributes={k: set(v) for k, v in ALLOWED_ATTRIBUTES.items()},
+        attribute_filter=_absolutiser(base_url),
+        url_schemes=set(URL_SCHEMES),
+        link_rel=None,
+    )
+
+
+def _inline_text(token: Token) -> str:
+    parts: list[str] = []
+    for child in token.children or ():
+        if child.type in ("text", "code_inline"):
+            parts.append(child.content)
+        elif child.type in ("softbreak", "hardbreak"):
+            parts.append(" ")
+        elif child.type == "footnote_ref" and parts:
+            parts[-1] = parts[-1].rstrip()
+    return "".join(parts).strip()
+
+
+def _plain_text(tokens: Sequence[Token]) -> tuple[tuple[str, ...], str | None, str]:
+    """Body paragraphs (outside footnotes), the text before ``<!--more-->``, all text."""
+    paragraphs: list[str] = []
+    all_text: list[str] = []
+    before_more: str | None = None
+    in_footnotes = in_paragraph = False
+    for token in tokens:
+        kind = token.type
+        if kind == "footnote_block_open":
+            in_footnotes = True
+        elif kind == "paragraph_open":
+            in_paragraph = True
+        elif kind == "paragraph_close":
+            in_paragraph = False
+        elif kind == "inline":
+            text = _inline_text(token)
+            all_text.append(text)
+            if in_paragraph and not in_footnotes and text:
+                paragraphs.append(text)
+            if MORE_MARKER in token.content and before_more is None:
+                marker = token.content.split(MORE_MARKER, 1)[0]
+                before_more = " ".join([*paragraphs[:-1], _TAG.sub("", marker)]).strip()
+        elif kind == "html_block":
+            if token.content.strip() == MORE_MARKER and before_more is None:
+                before_more = " ".join(paragraphs)
+            all_text.append(_TAG.sub(" ", token.content))
+    return tuple(paragraphs), before_more, " ".join(all_text)
+
+
+def render_body(markdown: str, base_url: str, doc_id: str) -> Body:
+    """Render ``markdown`` as the body of the post at ``base_url``."""
+    env: EnvType = {"docId": doc_id}
+    tokens = _MD.parse(_separate_container_tags(markdown), env)
+    html = _MD.renderer.render(tokens, _MD.options, env)
+    paragraphs, before_more, text = _plain_text(tokens)
+    return Body(sanitise(html, base_url), paragraphs, before_more, text)

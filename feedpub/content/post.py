@@ -1,0 +1,301 @@
+"""One content file -> one ``Post``; one ``Post`` -> one ``RenderedPost``."""
+
+from __future__ import annotations
+
+import codecs
+import email.utils
+from collections.abc import Mapping
+from datetime import date, datetime, time
+from pathlib import Path, PurePosixPath
+from types import MappingProxyType
+from typing import Any
+from urllib.parse import quote, urljoin, urlsplit
+from zoneinfo import ZoneInfo
+
+import yaml
+from frontmatter.default_handlers import YAMLHandler
+
+from feedpub.config import SiteConfig
+from feedpub.content.body import render_body
+from feedpub.content.text import (
+    collapse_space,
+    count_words,
+    normalise_title,
+    reading_minutes,
+    short_digest,
+    slugify,
+    trim,
+    xml_safe,
+)
+from feedpub.errors import ContentError
+from feedpub.model import Author, Image, Post, Problem, RenderedPost, Severity
+
+_YAML = YAMLHandler()
+KNOWN_KEYS = frozenset(
+    "title date lastmod updated sync_time draft tags categories author summary description"
+    " cover image source_url slug word_count reading_time".split()
+)
+_BUNDLE_INDEX = frozenset({"index", "_index"})
+
+
+def _kind(value: object) -> str:
+    if isinstance(value, bool):
+        return "true/false"
+    if isinstance(value, list):
+        return "a list"
+    if isinstance(value, dict):
+        return "a mapping"
+    return repr(value)
+
+
+class _Reader:
+    """Reads typed fields out of one post's front matter."""
+
+    def __init__(self, label: str, meta: Mapping[str, Any], zone: ZoneInfo) -> None:
+        self.label = label
+        self.meta = meta
+        self.zone = zone
+        self.warnings: list[Problem] = []
+
+    def fail(self, reason: str) -> ContentError:
+        return ContentError(self.label, reason)
+
+    def warn(self, message: str) -> None:
+        self.warnings.append(Problem(self.label, message, severity=Severity.WARNING))
+
+    def text(self, key: str) -> str | None:
+        """Plain text, whitespace collapsed; None when absent or empty."""
+        value = self.meta.get(key)
+        if value is None:
+            return None
+        if isinstance(value, bool) or not isinstance(value, str | int | float):
+            raise self.fail(f"{key}: expected text, got {_kind(value)}")
+        return collapse_space(xml_safe(str(value))) or None
+
+    def terms(self, key: str) -> tuple[str, ...]:
+        value = self.meta.get(key)
+        if value is None:
+            return ()
+        items = value if isinstance(value, list) else [value]
+        if not all(isinstance(v, str | int | float) and not isinstance(v, bool) for v in items):
+            raise self.fail(f"{key}: expected a list of names, got {_kind(value)}")
+        names = (collapse_space(xml_safe(str(v))) for v in items)
+        return tuple(dict.fromkeys(n for n in names if n))
+
+    def when(self, key: str) -> datetime | None:
+        value = self.meta.get(key)
+        if value is None or value == "":
+            return None
+        if isinstance(value, datetime):
+            moment = value
+        elif isinstance(value, date):
+            moment = datetime.combine(value, time())
+        elif isinstance(value, str):
+            moment = self._parse_date(key, value.strip())
+        else:
+            raise self.fail(
+                f"{key}: expected a date such as 2025-06-09T13:49:22Z, got {_kind(value)}"
+            )
+        return moment if moment.tzinfo else moment.replace(tzinfo=self.zone)
+
+    def _parse_date(self, key: str, value: str) -> datetime:
+        try:
+            return datetime.fromisoformat(value)
+        except ValueError:
+            pass
+        try:
+            return email.utils.parsedate_to_datetime(value)
+        except (TypeError, ValueError):
+            raise self.fail(
+                f"{key}: {value!r} is not a date; write it as 2025-06-09T13:49:22Z"
+            ) from None
+
+    def flag(self, key: str) -> bool:
+        value = self.meta.get(key, False)
+        if not isinstance(value, bool):
+            raise self.fail(f"{key}: expected true or false, got {_kind(value)}")
+        return value
+
+    def count(self, key: str) -> int | None:
+        value = self.meta.get(key)
+        if value is None:
+            return None
+        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+            self.warn(f"{key}: expected a whole number, got {_kind(value)}; computing it instead")
+            return None
+        return value
+
+    def author(self, default: Author) -> Author:
+        value = self.meta.get("author")
+        if value is None or value == "":
+            return default
+        if isinstance(value, str):
+            return Author(collapse_space(xml_safe(value)))
+        if isinstance(value, Mapping) and isinstance(value.get("name"), str):
+            email_address = value.get("email")
+            return Author(
+                collapse_space(xml_safe(value["name"])),
+                email_address if isinstance(email_address, str) and email_address else None,
+            )
+        raise self.fail(f"author: expected a name or {{name, email}}, got {_kind(value)}")
+
+    def cover(self, base_url: str, title: str) -> Image | None:
+        value = self.meta.get("cover")
+        alt: str | None = None
+        if isinstance(value, Mapping):
+            source, alt = value.get("image"), value.get("alt")
+        elif value is None or isinstance(value, str):
+            source = value or self.meta.get("image")
+        else:
+            raise self.fail(f"cover: expected an image path or {{image, alt}}, got {_kind(value)}")
+        if not source:
+            return None
+        if not isinstance(source, str):
+            raise self.fail(f"cover: expected an image path, got {_kind(source)}")
+        alt_text = collapse_space(xml_safe(alt)) if isinstance(alt, str) else ""
+        return Image(urljoin(base_url, source.strip()), alt_text or title)
+
+    def link(self, key: str) -> str | None:
+        value = self.text(key)
+        if value is None:
+            return None
+        parts = urlsplit(value)
+        if parts.scheme not in ("http", "https") or not parts.netloc:
+            self.warn(f"{key}: {value!r} is not an absolute http(s) URL; ignored")
+            return None
+        return value
+
+
+def _decode(path: Path, label: str) -> str:
+    raw = path.read_bytes()
+    if not raw.strip():
+        raise ContentError(label, "empty file")
+    if raw.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+        raise ContentError(label, "UTF-16 text; save the file as UTF-8")
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        if b"\x00" in raw:
+            raise ContentError(label, "binary file, not a text post") from None
+        line = raw.count(b"\n", 0, exc.start) + 1
+        raise ContentError(label, "not UTF-8 text; save the file as UTF-8", line) from None
+    return text.replace("\r\n", "\n").replace("\r", "\n")
+
+
+def _split(text: str, label: str) -> tuple[dict[str, Any], str]:
+    stripped = text.lstrip()
+    offset = text.count("\n", 0, len(text) - len(stripped))
+    boundary = _YAML.FM_BOUNDARY.match(stripped)
+    if boundary is None:
+        raise ContentError(label, "no front matter; the file must start with a line of ---", 1)
+    try:
+        front, body = _YAML.split(stripped)
+    except ValueError:
+        raise ContentError(label, "front matter has no closing --- line", offset + 1) from None
+    # ``front`` starts right after the opening dashes, so its first line is theirs.
+    delimiter_line = offset + stripped.count("\n", 0, boundary.end()) + 1
+    try:
+        meta = _YAML.load(front)
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        line = delimiter_line + mark.line if mark else None
+        raise ContentError(label, f"invalid YAML in front matter: {exc.problem}", line) from None
+    except yaml.YAMLError as exc:
+        raise ContentError(label, f"invalid YAML in front matter: {exc}") from None
+    if meta is None:
+        meta = {}
+    if not isinstance(meta, dict):
+        raise ContentError(label, "front matter must be a mapping of keys", delimiter_line + 1)
+    return meta, body.lstrip("\n")
+
+
+def _slug(meta_slug: str | None, rel_path: str) -> str:
+    if meta_slug:
+        candidate = slugify(meta_slug)
+    else:
+        pure = PurePosixPath(rel_path)
+        name = pure.parent.name if pure.stem in _BUNDLE_INDEX and pure.parent.name else pure.stem
+        candidate = slugify(name)
+    return candidate or "post-" + short_digest(rel_path)
+
+
+def _summary(front: str | None, title: str) -> str | None:
+    """The front-matter summary, when it says more than the title does."""
+    if front is None:
+        return None
+    if normalise_title(front) in normalise_title(title):
+        return None
+    return front
+
+
+def read_post(
+    path: Path, rel_path: str, site: SiteConfig, permalink: str
+) -> tuple[Post, list[Problem]]:
+    """Parse one content file. Raises ``ContentError`` when it cannot be used."""
+    label = str(path)
+    meta, body = _split(_decode(path, label), label)
+    fields = _Reader(label, meta, site.timezone)
+    title = fields.text("title")
+    if title is None:
+        raise fields.fail("no title; add title: to the front matter")
+    published = fields.when("date")
+    if published is None:
+        raise fields.fail("no date; add date: such as 2025-06-09T13:49:22Z to the front matter")
+    updated = fields.when("lastmod") or fields.when("updated") or fields.when("sync_time")
+    if updated is not None and updated < published:
+        fields.warn("lastmod is earlier than date; using date")
+    updated = max(updated or published, published)
+
+    slug = _slug(fields.text("slug"), rel_path)
+    local = published.astimezone(site.timezone)
+    relative_url = permalink.format(
+        slug=quote(slug, safe=""),
+        year=f"{local.year:04d}",
+        month=f"{local.month:02d}",
+        day=f"{local.day:02d}",
+    )
+    url = urljoin(site.url, relative_url)
+    post = Post(
+        path=path,
+        rel_path=rel_path,
+        slug=slug,
+        url=url,
+        title=title,
+        date=published,
+        updated=updated,
+        draft=fields.flag("draft"),
+        tags=fields.terms("tags"),
+        categories=fields.terms("categories"),
+        author=fields.author(site.author),
+        summary=_summary(fields.text("summary") or fields.text("description"), title),
+        cover=fields.cover(url, title),
+        source_url=fields.link("source_url"),
+        body=xml_safe(body),
+        word_count=fields.count("word_count"),
+        reading_time=fields.count("reading_time"),
+        extra=MappingProxyType({k: v for k, v in meta.items() if k not in KNOWN_KEYS}),
+    )
+    return post, fields.warnings
+
+
+def render_post(post: Post, summary_length: int) -> RenderedPost:
+    """Render the body and decide the summary: front matter, then the text before
+    ``<!--more-->``, then the opening paragraphs trimmed to ``summary_length``."""
+    body = render_body(post.body, post.url, short_digest(post.url))
+    if post.summary is not None:
+        summary = post.summary
+    elif body.before_more:
+        summary = collapse_space(body.before_more)
+    elif body.paragraphs:
+        summary = trim(" ".join(body.paragraphs), summary_length)
+    else:
+        summary = post.title
+    return RenderedPost(
+        post=post,
+        html=body.html,
+        summary=summary,
+        word_count=post.word_count if post.word_count is not None else count_words(body.text),
+        reading_time=post.reading_time
+        if post.reading_time is not None
+        else reading_minutes(body.text),
+    )

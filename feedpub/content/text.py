@@ -1,0 +1,98 @@
+"""Plain-text rules: XML-safe characters, slugs, CJK-aware counting and trimming."""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import re
+import unicodedata
+from collections.abc import Iterator
+
+# XML 1.0 allows #x9 | #xA | #xD | [#x20-#xD7FF] | [#xE000-#xFFFD] | [#x10000-#x10FFFF].
+_XML_INVALID = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
+
+# Scripts written without spaces between words: each character counts as a word.
+_CJK_CLASS = (
+    "\u1100-\u11ff\u2e80-\u2fdf\u3040-\u30ff\u3100-\u312f\u3130-\u318f\u31a0-\u31ff"
+    "\u3400-\u4dbf\u4e00-\u9fff\ua960-\ua97f\uac00-\ud7af\uf900-\ufaff"
+    "\U00020000-\U0003134f"
+)
+# Marks that belong to the character before them (combining marks, variation selectors).
+_MARKS = "\u0300-\u036f\u1ab0-\u1aff\u20d0-\u20ff\ufe00-\ufe0f\U000e0100-\U000e01ef"
+# A unit is one CJK character with its marks, or a run of other non-space characters.
+_UNIT = re.compile(f"[{_CJK_CLASS}][{_MARKS}]*|[^\\s{_CJK_CLASS}]+")
+_CJK = re.compile(f"[{_CJK_CLASS}]")
+_SENTENCE_END = re.compile(r"[.!?。！？][\"'”’」』）)]*(?=\s|$)|[。！？]")
+_TRAILING_PUNCT = ",;:、，；：-–—.。!！?？ \t\n"
+ELLIPSIS = "…"
+
+_SLUG_DROP = re.compile(r"[^\w\s-]")
+_SLUG_SEP = re.compile(r"[\s_-]+")
+_TITLE_NOISE = re.compile(r"[\W_]+")
+
+CJK_CHARS_PER_MINUTE = 400
+WORDS_PER_MINUTE = 220
+
+
+def xml_safe(text: str) -> str:
+    """Remove characters that XML 1.0 forbids (most C0 controls, lone surrogates)."""
+    return _XML_INVALID.sub("", text)
+
+
+def short_digest(key: str) -> str:
+    """Eight hex digits that tell ``key`` apart from other keys (not a secret)."""
+    return hashlib.blake2s(key.encode(), digest_size=4).hexdigest()
+
+
+def slugify(text: str) -> str:
+    """A URL-safe slug that keeps letters of every script (``AI 新闻`` -> ``ai-新闻``).
+
+    May return an empty string (for text of punctuation only); callers choose a fallback.
+    """
+    text = unicodedata.normalize("NFKC", text).casefold()
+    text = _SLUG_DROP.sub("", text)
+    return _SLUG_SEP.sub("-", text).strip("-")
+
+
+def normalise_title(title: str) -> str:
+    """A title reduced to its letters and digits, for spotting the same story twice."""
+    return _TITLE_NOISE.sub("", unicodedata.normalize("NFKC", title).casefold())
+
+
+def _units(text: str) -> Iterator[re.Match[str]]:
+    return _UNIT.finditer(text)
+
+
+def count_words(text: str) -> int:
+    """Words in Latin-like text plus characters in CJK text."""
+    return sum(1 for _ in _units(text))
+
+
+def reading_minutes(text: str) -> int:
+    """Whole minutes to read ``text``, at least one."""
+    cjk = len(_CJK.findall(text))
+    words = count_words(text) - cjk
+    return max(1, math.ceil(words / WORDS_PER_MINUTE + cjk / CJK_CHARS_PER_MINUTE))
+
+
+def collapse_space(text: str) -> str:
+    return " ".join(text.split())
+
+
+def trim(text: str, limit: int) -> str:
+    """Shorten ``text`` to at most ``limit`` units (words, or CJK characters).
+
+    The cut falls at the end of a sentence when one ends in the second half of
+    the allowance, else after the last whole unit; a cut text ends with an ellipsis.
+    """
+    text = collapse_space(text)
+    units = list(_units(text))
+    limit = max(limit, 1)
+    if len(units) <= limit:
+        return text
+    end = units[limit - 1].end()
+    floor = units[(limit - 1) // 2].start()
+    sentence_ends = [m.end() for m in _SENTENCE_END.finditer(text, floor, end)]
+    if sentence_ends:
+        end = sentence_ends[-1]
+    return text[:end].rstrip(_TRAILING_PUNCT) + ELLIPSIS

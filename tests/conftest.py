@@ -1,0 +1,59 @@
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import pytest
+
+from feedpub.config import SiteConfig
+from feedpub.model import Author
+
+REPO = Path(__file__).resolve().parents[1]
+SEEDS = REPO.parent / "shared" / "seeds"
+NOW = datetime(2026, 11, 30, 12, 0, tzinfo=UTC)
+
+WritePost = Callable[..., Path]
+
+
+@pytest.fixture
+def site() -> SiteConfig:
+    return SiteConfig(
+        title="Test Site",
+        url="https://example.org/",
+        description="A site for tests",
+        language="en",
+        timezone=ZoneInfo("Asia/Shanghai"),
+        author=Author("Site Author", "site@example.org"),
+    )
+
+
+@pytest.fixture
+def content_dir(tmp_path: Path) -> Path:
+    directory = tmp_path / "content"
+    directory.mkdir()
+    return directory
+
+
+@pytest.fixture
+def write_post(content_dir: Path) -> WritePost:
+    """Write a post file under the content folder; ``front`` is YAML text."""
+
+    def write(
+        name: str,
+        front: str | None = "title: A post\ndate: 2026-11-01T10:00:00Z",
+        body: str = "Body text.",
+        raw: bytes | None = None,
+    ) -> Path:
+        path = content_dir / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if raw is not None:
+            path.write_bytes(raw)
+        elif front is None:
+            path.write_text(body, encoding="utf-8")
+        else:
+            path.write_text(f"---\n{front}\n---\n{body}\n", encoding="utf-8")
+        return path
+
+    return write

@@ -1,0 +1,113 @@
+from __future__ import annotations
+
+import unicodedata
+
+from hypothesis import given
+from hypothesis import strategies as st
+
+from feedpub.content.text import (
+    ELLIPSIS,
+    count_words,
+    normalise_title,
+    reading_minutes,
+    slugify,
+    trim,
+    xml_safe,
+)
+
+
+def _cjk(char: str) -> bool:
+    """An oracle independent of the implementation's character ranges."""
+    return unicodedata.name(char, "").startswith(("CJK", "HANGUL", "HIRAGANA", "KATAKANA"))
+
+
+def test_xml_safe_removes_only_forbidden_characters() -> None:
+    assert xml_safe("a\x00b\x08c\x0bd\x1fe\tf\ng\rh\ufffei") == "abcde\tf\ng\rhi"
+    assert xml_safe("emoji 🎉 and עברית") == "emoji 🎉 and עברית"
+
+
+def test_count_words_counts_cjk_characters_and_latin_words() -> None:
+    assert count_words("hello world") == 2
+    assert count_words("微软将评定") == 5
+    assert count_words("微软 Azure 云") == 4
+    assert count_words("") == 0
+
+
+def test_reading_minutes_is_at_least_one_and_cjk_aware() -> None:
+    assert reading_minutes("") == 1
+    assert reading_minutes("word " * 440) == 2
+    assert reading_minutes("字" * 800) == 2
+
+
+def test_trim_keeps_short_text_as_is() -> None:
+    assert trim("  short   text  ", 5) == "short text"
+
+
+def test_trim_cuts_latin_text_at_a_word_boundary() -> None:
+    assert trim("one two three four five six", 4) == "one two three four" + ELLIPSIS
+
+
+def test_trim_prefers_a_sentence_end_in_the_second_half() -> None:
+    text = "First sentence here. Second one is longer than the rest of it"
+    assert trim(text, 6) == "First sentence here" + ELLIPSIS
+
+
+def test_trim_counts_cjk_characters() -> None:
+    text = "微软将为其云客户销售的人工智能模型引入安全排名系统"
+    assert trim(text, 5) == "微软将为其" + ELLIPSIS
+
+
+def test_trim_cuts_cjk_at_a_sentence_end() -> None:
+    text = "第一句话比较长一些。第二句话也很长很长很长。"
+    assert trim(text, 14) == "第一句话比较长一些" + ELLIPSIS
+
+
+def test_trim_never_splits_a_character_from_its_marks() -> None:
+    text = "葛\U000e0100葛\U000e0101葛"
+    assert trim(text, 1) == "葛\U000e0100" + ELLIPSIS
+
+
+def test_slugify_examples() -> None:
+    assert slugify("Hello, World!") == "hello-world"
+    assert slugify("AI 新闻 速递") == "ai-新闻-速递"
+    assert slugify("C++ & C#") == "c-c"
+    assert slugify("！！！") == ""
+    assert slugify("Ｆｕｌｌｗｉｄｔｈ") == "fullwidth"
+
+
+def test_normalise_title_ignores_case_space_and_punctuation() -> None:
+    assert normalise_title("Hello,  World!") == normalise_title("hello world")
+    assert normalise_title("微软：AI 安全") == normalise_title("微软AI安全")
+
+
+_text = st.text(
+    alphabet=st.sampled_from(list("ab cd.!?。，字词 汉\n\t")) | st.characters(), max_size=300
+)
+
+
+@given(_text, st.integers(min_value=1, max_value=80))
+def test_trim_properties(text: str, limit: int) -> None:
+    result = trim(text, limit)
+    collapsed = " ".join(text.split())
+    if not result.endswith(ELLIPSIS) or result == collapsed:
+        assert result == collapsed
+        return
+    kept = result[: -len(ELLIPSIS)]
+    assert collapsed.startswith(kept)
+    assert count_words(kept) <= limit
+    rest = collapsed[len(kept) :]
+    # The cut never falls inside a word: what follows is a space, punctuation,
+    # or a CJK character (each of which is a word of its own).
+    if kept and rest:
+        boundary = rest[0].isspace() or not rest[0].isalnum() or _cjk(rest[0])
+        assert boundary or _cjk(kept[-1]) or not kept[-1].isalnum()
+
+
+@given(st.text(max_size=100))
+def test_slugify_properties(text: str) -> None:
+    slug = slugify(text)
+    assert slug == slugify(slug)
+    assert not slug.startswith("-") and not slug.endswith("-")
+    assert "--" not in slug
+    assert all(c.isalnum() or c in "-_" for c in slug)
+    assert not any(c.isspace() for c in slug)
