@@ -1,0 +1,104 @@
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+from click.testing import CliRunner
+
+from feedpub.cli import cli
+from tests.conftest import REPO
+
+
+def _run(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
+    """Run the installed console script, as a user would."""
+    exe = shutil.which("feedpub") or str(Path(sys.executable).with_name("feedpub"))
+    return subprocess.run(
+        [exe, *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        env={**os.environ, "NO_COLOR": "1"},
+        timeout=60,
+    )
+
+
+def test_check_on_the_sample_site() -> None:
+    result = _run("check", cwd=REPO)
+    assert result.returncode == 0, result.stderr
+    assert result.stderr == ""
+    assert result.stdout.startswith("8 content files: 8 posts (")
+    assert result.stdout.rstrip().endswith("0 skipped; 0 errors, 0 warnings")
+
+
+def test_every_command_has_help() -> None:
+    runner = CliRunner()
+    top = runner.invoke(cli, ["--help"])
+    assert top.exit_code == 0
+    for name in cli.commands:  # type: ignore[attr-defined]
+        result = runner.invoke(cli, [name, "--help"])
+        assert result.exit_code == 0
+        assert "--config" in result.output
+
+
+def _site(tmp_path: Path, config: str, posts: dict[str, str]) -> Path:
+    (tmp_path / "config.yaml").write_text(config, encoding="utf-8")
+    for name, text in posts.items():
+        path = tmp_path / "content" / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text, encoding="utf-8")
+    return tmp_path / "config.yaml"
+
+
+GOOD = "---\ntitle: Good\ndate: 2026-01-01\n---\nText\n"
+
+
+def test_check_reports_bad_posts_and_fails(tmp_path: Path) -> None:
+    config = _site(
+        tmp_path,
+        "site: {title: T, url: 'https://e.org/'}\n",
+        {"good.md": GOOD, "bad.md": "---\ntitle: x\ndate: [\n---\n"},
+    )
+    result = _run("check", "--config", str(config))
+    assert result.returncode == 1
+    assert result.stderr == (
+        f"{tmp_path}/content/bad.md:4: invalid YAML in front matter: "
+        "did not find expected node content\n"
+    )
+    assert "2 content files: 1 post (1 published" in result.stdout
+    assert "1 skipped; 1 error, 0 warnings" in result.stdout
+
+
+def test_warnings_fail_only_with_strict(tmp_path: Path) -> None:
+    config = _site(
+        tmp_path, "site: {title: T, url: 'https://e.org/', colour: red}\n", {"good.md": GOOD}
+    )
+    assert _run("check", "--config", str(config)).returncode == 0
+    strict = _run("check", "--strict", "--config", str(config))
+    assert strict.returncode == 1
+    assert strict.stderr == f"{config}: warning: site.colour: unknown key, ignored\n"
+
+
+def test_bad_config_gives_clear_lines_and_no_traceback(tmp_path: Path) -> None:
+    config = _site(tmp_path, "site: {url: 'ftp://e.org/'}\nfeeds: {limit: -1}\n", {})
+    result = _run("check", "--config", str(config))
+    assert result.returncode == 1
+    assert result.stdout == ""
+    assert result.stderr.splitlines() == [
+        f"{config}: site.title: is required",
+        f"{config}: site.url: expected an absolute http(s) URL such as https://example.org/, got 'ftp://e.org/'",
+        f"{config}: feeds.limit: expected a whole number of at least 1, got the number -1",
+    ]
+    assert "Traceback" not in result.stderr
+
+
+def test_missing_config_file(tmp_path: Path) -> None:
+    result = _run("check", cwd=tmp_path)
+    assert result.returncode == 1
+    assert result.stderr == "config.yaml: file not found (pass --config PATH)\n"
+
+
+def test_unknown_command_is_a_usage_error() -> None:
+    assert _run("frobnicate").returncode == 2
