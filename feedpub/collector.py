@@ -14,7 +14,7 @@ from pathlib import Path
 
 from feedpub.config import ContentConfig, SiteConfig
 from feedpub.content.post import read_post
-from feedpub.content.text import normalise_title
+from feedpub.content.text import normalise_title, term_slug
 from feedpub.errors import ContentError
 from feedpub.model import Post, Problem
 
@@ -30,7 +30,7 @@ class Collection:
 
 @dataclass(frozen=True, slots=True)
 class Filters:
-    """Which posts a selection keeps. Names match without regard to case."""
+    """Which posts a selection keeps. Names match as terms do (see ``term_slug``)."""
 
     limit: int | None = None
     tags: frozenset[str] = frozenset()
@@ -93,7 +93,7 @@ def collect(content: ContentConfig, site: SiteConfig) -> Collection:
     for rel in files:
         path = content.dir / rel
         try:
-            post, warnings = read_post(path, rel, site, content.permalink)
+            post, warnings = read_post(path, rel, site, content.permalink, content.static_dir)
         except ContentError as exc:
             problems.append(exc.problem)
             continue
@@ -117,7 +117,7 @@ def collect(content: ContentConfig, site: SiteConfig) -> Collection:
 
 
 def _folded(names: Iterable[str]) -> frozenset[str]:
-    return frozenset(n.casefold() for n in names)
+    return frozenset(term_slug(n) for n in names)
 
 
 def _wanted(post: Post, filters: Filters) -> bool:

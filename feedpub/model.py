@@ -21,10 +21,13 @@ class Author:
 
 @dataclass(frozen=True, slots=True)
 class Image:
-    """An image with an absolute URL and its alternative text."""
+    """An image with an absolute URL, its alternative text, and, where known,
+    its MIME type and size in bytes (the size only for files found locally)."""
 
     url: str
     alt: str
+    type: str | None = None
+    length: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,6 +40,7 @@ class Post:
 
     path: Path
     rel_path: str
+    id: str
     slug: str
     url: str
     title: str

@@ -22,6 +22,7 @@ def site() -> SiteConfig:
     return SiteConfig(
         title="Test Site",
         url="https://example.org/",
+        id="example.org",
         description="A site for tests",
         language="en",
         timezone=ZoneInfo("Asia/Shanghai"),
@@ -57,3 +58,16 @@ def write_post(content_dir: Path) -> WritePost:
         return path
 
     return write
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--update-golden",
+        action="store_true",
+        help="Rewrite the expected files in tests/golden/ from the current output.",
+    )
+
+
+@pytest.fixture
+def update_golden(request: pytest.FixtureRequest) -> bool:
+    return bool(request.config.getoption("--update-golden"))

@@ -13,7 +13,9 @@ from tests.conftest import NOW, REPO, WritePost
 
 
 def _content(directory: Path, exclude: tuple[str, ...] = ()) -> ContentConfig:
-    return ContentConfig(directory, ("**/*.md", "**/*.markdown"), exclude, "posts/{slug}/")
+    return ContentConfig(
+        directory, directory / "static", ("**/*.md", "**/*.markdown"), exclude, "posts/{slug}/"
+    )
 
 
 def test_find_files_uses_include_and_exclude_globs(content_dir: Path) -> None:

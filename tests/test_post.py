@@ -87,7 +87,9 @@ custom: {nested: [1, 2]}"""
     assert post.categories == ("News",)
     assert post.author == Author("Ada", "ada@example.org")
     assert post.summary == "A summary that says more than the title."
-    assert post.cover == Image("https://example.org/posts/my-post/cover.png", "The cover")
+    assert post.cover == Image(
+        "https://example.org/posts/my-post/cover.png", "The cover", "image/png"
+    )
     assert post.source_url == "https://news.example.com/story"
     assert (post.word_count, post.reading_time) == (12, 3)
     assert dict(post.extra) == {"ai_score": 0.5, "custom": {"nested": [1, 2]}}
@@ -105,7 +107,7 @@ def test_empty_values_give_nothing(write_post: WritePost, site: SiteConfig) -> N
 def test_image_key_and_name_only_author(write_post: WritePost, site: SiteConfig) -> None:
     front = 'title: T\ndate: 2025-06-09\nimage: "/img/a.jpg"\nauthor: "Bo"'
     post = _read(write_post("a.md", front), site)
-    assert post.cover == Image("https://example.org/img/a.jpg", "T")
+    assert post.cover == Image("https://example.org/img/a.jpg", "T", "image/jpeg")
     assert post.author == Author("Bo")
 
 
@@ -168,6 +170,13 @@ def test_control_characters_are_removed_everywhere(write_post: WritePost, site: 
     assert post.title == "Bad title"
     assert post.tags == ("a",)
     assert post.body.strip() == "Body text"
+
+
+def test_raw_control_characters_do_not_cost_the_post(content_dir: Path, site: SiteConfig) -> None:
+    path = content_dir / "a.md"
+    path.write_bytes(b"---\ntitle: Tab\x0bbed\x01\ndate: 2025-06-09\n---\nBody\x1f\n")
+    post = _read(path, site)
+    assert (post.title, post.body) == ("Tabbed", "Body\n")
 
 
 def test_bom_and_crlf_are_fine(content_dir: Path, site: SiteConfig) -> None:
@@ -265,3 +274,55 @@ def test_render_post_counts_words_when_the_front_matter_does_not(
     post = _read(write_post("a.md", body="微软 Azure 云\n\nTwo words."), site)
     rendered = render_post(post, 70)
     assert (rendered.word_count, rendered.reading_time) == (6, 1)
+
+
+def test_local_cover_images_have_a_size(
+    content_dir: Path, write_post: WritePost, site: SiteConfig
+) -> None:
+    static = content_dir.parent / "static"
+    (static / "img").mkdir(parents=True)
+    (static / "img" / "wide.webp").write_bytes(b"x" * 123)
+    bundle = write_post("trip/index.md", 'title: T\ndate: 2025-06-09\ncover: {image: "c%20d.png"}')
+    (bundle.parent / "c d.png").write_bytes(b"y" * 45)
+    root = write_post("root.md", 'title: T\ndate: 2025-06-09\nimage: "/img/wide.webp"')
+    remote = write_post(
+        "remote.md", 'title: T\ndate: 2025-06-09\nimage: "https://cdn.example/x.gif"'
+    )
+    missing = write_post("missing.md", 'title: T\ndate: 2025-06-09\nimage: "nope.jpg"')
+
+    def cover(path: Path) -> Image | None:
+        post, _ = read_post(
+            path, path.relative_to(content_dir).as_posix(), site, "posts/{slug}/", static
+        )
+        return post.cover
+
+    assert cover(bundle) == Image("https://example.org/posts/trip/c%20d.png", "T", "image/png", 45)
+    assert cover(root) == Image("https://example.org/img/wide.webp", "T", "image/webp", 123)
+    assert cover(remote) == Image("https://cdn.example/x.gif", "T", "image/gif", None)
+    assert cover(missing) == Image(
+        "https://example.org/posts/missing/nope.jpg", "T", "image/jpeg", None
+    )
+
+
+def test_ids_survive_moves_and_differ_between_sites(
+    write_post: WritePost, site: SiteConfig
+) -> None:
+    from dataclasses import replace
+
+    path = write_post("news/story.md")
+    first = _read(path, site).id
+    moved = replace(site, url="http://new-domain.example/")
+    assert (
+        read_post(path, "news/story.md", site, "posts/{slug}/")[0].id
+        == read_post(path, "news/story.markdown", moved, "{year}/{slug}.html")[0].id
+    )
+    other_site = replace(site, id="other.example")
+    assert (
+        read_post(path, "news/story.md", other_site, "posts/{slug}/")[0].id
+        != read_post(path, "news/story.md", site, "posts/{slug}/")[0].id
+    )
+    assert first.startswith("urn:uuid:")
+    given = _read(
+        write_post("g.md", "title: T\ndate: 2025-06-09\nguid: tag:old.example,2020:1"), site
+    )
+    assert given.id == "tag:old.example,2020:1"

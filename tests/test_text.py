@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import re
 import unicodedata
 
 from hypothesis import given
@@ -11,6 +12,7 @@ from feedpub.content.text import (
     normalise_title,
     reading_minutes,
     slugify,
+    term_slug,
     trim,
     xml_safe,
 )
@@ -111,3 +113,26 @@ def test_slugify_properties(text: str) -> None:
     assert "--" not in slug
     assert all(c.isalnum() or c in "-_" for c in slug)
     assert not any(c.isspace() for c in slug)
+
+
+def test_term_slugs_are_safe_and_unique() -> None:
+    assert term_slug("Machine Learning") == term_slug("machine-learning") == "machine-learning"
+    assert term_slug("AI 新闻") == "ai-新闻"
+    names = ["C++", "C#", "C", "c", "a/b", "a b", "v1.0", "v10", "#", "..", "Node.js", "nodejs"]
+    slugs = {name: term_slug(name) for name in names}
+    assert slugs["C"] == slugs["c"] == "c"
+    assert len({slugs[n] for n in names if n != "c"}) == len(names) - 1
+    for slug in slugs.values():
+        assert slug and "/" not in slug and "." not in slug and "#" not in slug and "+" not in slug
+
+
+@given(st.text(min_size=1, max_size=40), st.text(min_size=1, max_size=40))
+def test_term_slugs_differ_for_different_terms(first: str, second: str) -> None:
+    def fold(name: str) -> str:
+        return re.sub(r"[\s_-]+", "-", unicodedata.normalize("NFKC", name).casefold()).strip("-")
+
+    def same_term(a: str, b: str) -> bool:
+        return fold(a) == fold(b)
+
+    if term_slug(first) == term_slug(second):
+        assert same_term(first, second)

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import codecs
 import email.utils
+import mimetypes
+import uuid
 from collections.abc import Mapping
 from datetime import date, datetime, time
 from pathlib import Path, PurePosixPath
 from types import MappingProxyType
 from typing import Any
-from urllib.parse import quote, urljoin, urlsplit
+from urllib.parse import quote, unquote, urljoin, urlsplit
 from zoneinfo import ZoneInfo
 
 import yaml
@@ -33,7 +35,7 @@ from feedpub.model import Author, Image, Post, Problem, RenderedPost, Severity
 _YAML = YAMLHandler()
 KNOWN_KEYS = frozenset(
     "title date lastmod updated sync_time draft tags categories author summary description"
-    " cover image source_url slug word_count reading_time".split()
+    " cover image source_url slug word_count reading_time guid".split()
 )
 _BUNDLE_INDEX = frozenset({"index", "_index"})
 
@@ -139,7 +141,9 @@ class _Reader:
             )
         raise self.fail(f"author: expected a name or {{name, email}}, got {_kind(value)}")
 
-    def cover(self, base_url: str, title: str) -> Image | None:
+    def cover(
+        self, base_url: str, title: str, local_dirs: tuple[Path, Path] | None
+    ) -> Image | None:
         value = self.meta.get("cover")
         alt: str | None = None
         if isinstance(value, Mapping):
@@ -152,8 +156,11 @@ class _Reader:
             return None
         if not isinstance(source, str):
             raise self.fail(f"cover: expected an image path, got {_kind(source)}")
+        source = source.strip()
         alt_text = collapse_space(xml_safe(alt)) if isinstance(alt, str) else ""
-        return Image(urljoin(base_url, source.strip()), alt_text or title)
+        url = urljoin(base_url, source)
+        mime, _ = mimetypes.guess_type(urlsplit(url).path)
+        return Image(url, alt_text or title, mime, _local_size(source, local_dirs))
 
     def link(self, key: str) -> str | None:
         value = self.text(key)
@@ -164,6 +171,23 @@ class _Reader:
             self.warn(f"{key}: {value!r} is not an absolute http(s) URL; ignored")
             return None
         return value
+
+
+def _local_size(source: str, local_dirs: tuple[Path, Path] | None) -> int | None:
+    """The size of a cover image that lives beside the post (``cover.png``) or
+    in the static folder (``/images/cover.png``); None for remote images."""
+    parts = urlsplit(source)
+    if local_dirs is None or parts.scheme or parts.netloc or not parts.path:
+        return None
+    post_dir, static_dir = local_dirs
+    relative = unquote(parts.path)
+    candidate = (
+        static_dir / relative.lstrip("/") if relative.startswith("/") else post_dir / relative
+    )
+    try:
+        return candidate.stat().st_size if candidate.is_file() else None
+    except OSError:
+        return None
 
 
 def _decode(path: Path, label: str) -> str:
@@ -179,7 +203,9 @@ def _decode(path: Path, label: str) -> str:
             raise ContentError(label, "binary file, not a text post") from None
         line = raw.count(b"\n", 0, exc.start) + 1
         raise ContentError(label, "not UTF-8 text; save the file as UTF-8", line) from None
-    return text.replace("\r\n", "\n").replace("\r", "\n")
+    # YAML refuses raw control characters and XML cannot carry them: drop them
+    # here so that a stray one costs nothing rather than the whole post.
+    return xml_safe(text.replace("\r\n", "\n").replace("\r", "\n"))
 
 
 def _split(text: str, label: str) -> tuple[dict[str, Any], str]:
@@ -228,10 +254,24 @@ def _summary(front: str | None, title: str) -> str | None:
     return front
 
 
+def post_id(site_id: str, rel_path: str) -> str:
+    """An id that survives a move to another domain, scheme or permalink pattern:
+    a name-based UUID of the site's ``id`` and the file's path without extension."""
+    namespace = uuid.uuid5(uuid.NAMESPACE_DNS, site_id)
+    return f"urn:uuid:{uuid.uuid5(namespace, str(PurePosixPath(rel_path).with_suffix('')))}"
+
+
 def read_post(
-    path: Path, rel_path: str, site: SiteConfig, permalink: str
+    path: Path,
+    rel_path: str,
+    site: SiteConfig,
+    permalink: str,
+    static_dir: Path | None = None,
 ) -> tuple[Post, list[Problem]]:
-    """Parse one content file. Raises ``ContentError`` when it cannot be used."""
+    """Parse one content file. Raises ``ContentError`` when it cannot be used.
+
+    ``static_dir`` is where root-relative cover images live, to learn their size.
+    """
     label = str(path)
     meta, body = _split(_decode(path, label), label)
     fields = _Reader(label, meta, site.timezone)
@@ -258,6 +298,7 @@ def read_post(
     post = Post(
         path=path,
         rel_path=rel_path,
+        id=fields.text("guid") or post_id(site.id, rel_path),
         slug=slug,
         url=url,
         title=title,
@@ -268,9 +309,9 @@ def read_post(
         categories=fields.terms("categories"),
         author=fields.author(site.author),
         summary=_summary(fields.text("summary") or fields.text("description"), title),
-        cover=fields.cover(url, title),
+        cover=fields.cover(url, title, None if static_dir is None else (path.parent, static_dir)),
         source_url=fields.link("source_url"),
-        body=xml_safe(body),
+        body=body,
         word_count=fields.count("word_count"),
         reading_time=fields.count("reading_time"),
         extra=MappingProxyType({k: v for k, v in meta.items() if k not in KNOWN_KEYS}),

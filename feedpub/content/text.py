@@ -54,6 +54,25 @@ def slugify(text: str) -> str:
     return _SLUG_SEP.sub("-", text).strip("-")
 
 
+_PLAIN_TERM = re.compile(r"[\w\s-]+")
+
+
+def term_slug(name: str) -> str:
+    """A folder name for a tag or category, unique per term.
+
+    Names that differ only in case, spaces, dashes or underscores are one term
+    (``Machine Learning`` and ``machine-learning``). Any other character that a
+    slug drops (``C++``, ``C#``, ``a/b``, ``v1.0``) adds a digest of the whole
+    name, so ``C++`` and ``C#`` never share a folder.
+    """
+    folded = unicodedata.normalize("NFKC", name).casefold()
+    base = slugify(folded)
+    if base and _PLAIN_TERM.fullmatch(folded):
+        return base
+    digest = short_digest(folded)
+    return f"{base}-{digest}" if base else digest
+
+
 def normalise_title(title: str) -> str:
     """A title reduced to its letters and digits, for spotting the same story twice."""
     return _TITLE_NOISE.sub("", unicodedata.normalize("NFKC", title).casefold())
