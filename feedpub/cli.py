@@ -14,10 +14,11 @@ from typing import Any, TypeVar
 import click
 
 from feedpub import __version__
-from feedpub.collector import collect, select
+from feedpub.collector import Collection, collect, select
 from feedpub.config import Config, load_config
-from feedpub.errors import ConfigError, FeedpubError
+from feedpub.errors import FeedpubError, ProblemsError
 from feedpub.model import Problem, Severity
+from feedpub.pipeline import build_feeds
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -26,9 +27,13 @@ class _Group(click.Group):
     def invoke(self, ctx: click.Context) -> Any:
         try:
             return super().invoke(ctx)
+        except ProblemsError as exc:
+            _report(exc.problems)
+            if exc.summary:
+                click.echo(f"error: {exc.summary}", err=True)
+            ctx.exit(1)
         except FeedpubError as exc:
-            for line in str(exc).splitlines():
-                click.echo(line if isinstance(exc, ConfigError) else f"error: {line}", err=True)
+            click.echo(f"error: {exc}", err=True)
             ctx.exit(1)
         except (click.exceptions.Exit, click.ClickException, click.Abort):
             raise
@@ -60,7 +65,7 @@ def _count(n: int, one: str, many: str | None = None) -> str:
     return f"{n} {one if n == 1 else many or one + 's'}"
 
 
-def _report(problems: tuple[Problem, ...] | list[Problem]) -> None:
+def _report(problems: tuple[Problem, ...]) -> None:
     for problem in problems:
         click.echo(str(problem), err=True)
 
@@ -74,9 +79,33 @@ def cli(ctx: click.Context, verbose: bool) -> None:
     ctx.obj = verbose
 
 
+def _content_summary(collection: Collection, now: datetime) -> str:
+    posts = collection.posts
+    drafts = sum(p.draft for p in posts)
+    scheduled = sum(not p.draft and p.date > now for p in posts)
+    published = len(select(posts, now))
+    duplicates = len(posts) - drafts - scheduled - published
+    return (
+        f"{_count(collection.files, 'content file')}: {_count(len(posts), 'post')} "
+        f"({published} published, {_count(drafts, 'draft')}, {scheduled} scheduled, "
+        f"{_count(duplicates, 'duplicate story', 'duplicate stories')}), "
+        f"{collection.files - len(posts)} skipped"
+    )
+
+
+def _tally(problems: tuple[Problem, ...]) -> tuple[int, int]:
+    errors = sum(p.severity is Severity.ERROR for p in problems)
+    return errors, len(problems) - errors
+
+
+strict_option = click.option(
+    "--strict", is_flag=True, help="Fail on warnings and content errors, not only on config errors."
+)
+
+
 @cli.command()
 @config_option
-@click.option("--strict", is_flag=True, help="Fail on warnings too, not only on errors.")
+@strict_option
 def check(config_path: Path, strict: bool) -> None:
     """Check the configuration and every content file, and list each problem.
 
@@ -85,23 +114,39 @@ def check(config_path: Path, strict: bool) -> None:
     config = _load(config_path)
     collection = collect(config.content, config.site)
     _report(collection.problems)
-    now = datetime.now(UTC)
-    posts = collection.posts
-    drafts = sum(p.draft for p in posts)
-    scheduled = sum(not p.draft and p.date > now for p in posts)
-    published = len(select(posts, now))
-    duplicates = len(posts) - drafts - scheduled - published
-    problems = (*config.warnings, *collection.problems)
-    errors = sum(p.severity is Severity.ERROR for p in problems)
-    warnings = len(problems) - errors
+    errors, warnings = _tally((*config.warnings, *collection.problems))
     click.echo(
-        f"{_count(collection.files, 'content file')}: {_count(len(posts), 'post')} "
-        f"({published} published, {_count(drafts, 'draft')}, {scheduled} scheduled, "
-        f"{_count(duplicates, 'duplicate story', 'duplicate stories')}), "
-        f"{collection.files - len(posts)} skipped; "
+        f"{_content_summary(collection, datetime.now(UTC))}; "
         f"{_count(errors, 'error')}, {_count(warnings, 'warning')}"
     )
     if errors or (strict and warnings):
+        raise click.exceptions.Exit(1)
+
+
+@cli.command()
+@config_option
+@strict_option
+@click.option("-q", "--quiet", is_flag=True, help="Print nothing but problems.")
+def build(config_path: Path, strict: bool, quiet: bool) -> None:
+    """Build the RSS, Atom and JSON feeds into feeds.output_dir.
+
+    Writes the site feeds and one set per tag and category; files whose bytes
+    would not change are left alone, and feeds for terms without posts are removed.
+    A post that cannot be read is reported and skipped; --strict makes that fatal.
+    """
+    config = _load(config_path)
+    now = datetime.now(UTC)
+    report = build_feeds(config, now, strict=strict)
+    _report(report.problems)
+    feeds = report.feeds
+    if not quiet:
+        click.echo(
+            f"{_content_summary(report.collection, now)}; "
+            f"feeds: {len(feeds.written)} written, {len(feeds.unchanged)} unchanged, "
+            f"{len(feeds.removed)} removed, in {config.feeds.output_dir} ({report.seconds:.2f} s)"
+        )
+    errors, warnings = _tally(report.problems)
+    if strict and (errors or warnings):
         raise click.exceptions.Exit(1)
 
 

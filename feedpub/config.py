@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import urljoin, urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
@@ -33,6 +33,7 @@ _LANGUAGE = re.compile(r"[A-Za-z]{2,3}(-[A-Za-z0-9]{1,8})*")
 class SiteConfig:
     title: str
     url: str
+    id: str
     description: str
     language: str
     timezone: ZoneInfo
@@ -42,6 +43,7 @@ class SiteConfig:
 @dataclass(frozen=True, slots=True)
 class ContentConfig:
     dir: Path
+    static_dir: Path
     include: tuple[str, ...]
     exclude: tuple[str, ...]
     permalink: str
@@ -55,6 +57,8 @@ class FeedsConfig:
     summary_length: int
     formats: tuple[str, ...]
     taxonomies: tuple[str, ...]
+    base_url: str
+    stylesheet: bool
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,6 +67,7 @@ class Config:
     site: SiteConfig
     content: ContentConfig
     feeds: FeedsConfig
+    templates_dir: Path
     warnings: tuple[Problem, ...]
 
 
@@ -208,6 +213,7 @@ def _site(section: _Section) -> SiteConfig:
         )
     if not url.endswith("/"):
         url += "/"
+    site_id = section.text("id", parts.hostname or "")
     description = section.text("description", title)
     language = section.text("language", "en")
     if not _LANGUAGE.fullmatch(language):
@@ -226,7 +232,7 @@ def _site(section: _Section) -> SiteConfig:
     if author.email and not _EMAIL.fullmatch(author.email):
         author_section.error("email", f"expected an email address, got {author.email!r}")
     author_section.warn_unknown()
-    return SiteConfig(title, url, description, language, timezone, author)
+    return SiteConfig(title, url, site_id, description, language, timezone, author)
 
 
 def _permalink(section: _Section) -> str:
@@ -247,12 +253,13 @@ def _permalink(section: _Section) -> str:
 
 def _content(section: _Section, base: Path) -> ContentConfig:
     directory = base / section.text("dir", "content")
+    static = base / section.text("static_dir", "static")
     include = section.strings("include", ("**/*.md", "**/*.markdown"))
     exclude = section.strings("exclude", ())
-    return ContentConfig(directory, include, exclude, _permalink(section))
+    return ContentConfig(directory, static, include, exclude, _permalink(section))
 
 
-def _feeds(section: _Section, base: Path) -> FeedsConfig:
+def _feeds(section: _Section, base: Path, site_url: str) -> FeedsConfig:
     formats = section.choices("formats", FEED_FORMATS, FEED_FORMATS)
     if not formats:
         section.error("formats", f"expected at least one of {', '.join(FEED_FORMATS)}")
@@ -263,7 +270,21 @@ def _feeds(section: _Section, base: Path) -> FeedsConfig:
         summary_length=section.integer("summary_length", 70, minimum=1),
         formats=formats,
         taxonomies=section.choices("taxonomies", TAXONOMIES, TAXONOMIES),
+        base_url=_base_url(section, site_url),
+        stylesheet=section.boolean("stylesheet", True),
     )
+
+
+def _base_url(section: _Section, site_url: str) -> str:
+    """Where output_dir is served: relative to the site URL, or absolute."""
+    value = section.text("base_url", "feeds/")
+    url = urljoin(site_url, value)
+    site_ok = urlsplit(site_url).scheme in ("http", "https")
+    if site_ok and urlsplit(url).scheme not in ("http", "https"):
+        section.error(
+            "base_url", f"expected a path such as feeds/ or an http(s) URL, got {value!r}"
+        )
+    return url if url.endswith("/") else url + "/"
 
 
 def load_config(path: Path) -> Config:
@@ -289,11 +310,12 @@ def load_config(path: Path) -> Config:
     sections = {name: root.section(name) for name in ("site", "content", "feeds")}
     site = _site(sections["site"])
     content = _content(sections["content"], base)
-    feeds = _feeds(sections["feeds"], base)
+    feeds = _feeds(sections["feeds"], base, site.url)
+    templates_dir = base / root.text("templates_dir", "templates")
     for section in (*sections.values(), root):
         section.warn_unknown()
 
     errors = [p for p in problems if p.severity is Severity.ERROR]
     if errors:
         raise ConfigError(errors)
-    return Config(path, site, content, feeds, tuple(problems))
+    return Config(path, site, content, feeds, templates_dir, tuple(problems))

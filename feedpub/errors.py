@@ -11,12 +11,20 @@ class FeedpubError(Exception):
     """An error meant for a person: its message is shown as it is, without a traceback."""
 
 
-class ConfigError(FeedpubError):
-    """The configuration file is unusable; ``problems`` lists every reason at once."""
+class ProblemsError(FeedpubError):
+    """Stopped because of ``problems`` (each already a full sentence); ``summary``
+    says what was not done."""
 
-    def __init__(self, problems: Sequence[Problem]) -> None:
+    def __init__(self, problems: Sequence[Problem], summary: str = "") -> None:
         self.problems = tuple(problems)
-        super().__init__("\n".join(str(p) for p in self.problems))
+        self.summary = summary
+        super().__init__(
+            "\n".join([*(str(p) for p in self.problems), *([summary] if summary else [])])
+        )
+
+
+class ConfigError(ProblemsError):
+    """The configuration file is unusable; ``problems`` lists every reason at once."""
 
 
 class ContentError(FeedpubError):
@@ -31,3 +39,7 @@ class ContentError(FeedpubError):
     @property
     def problem(self) -> Problem:
         return Problem(self.path, self.reason, self.line)
+
+
+class OutputError(FeedpubError):
+    """An output file could not be written or removed."""

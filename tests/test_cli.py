@@ -6,6 +6,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 from click.testing import CliRunner
 
 from feedpub.cli import cli
@@ -102,3 +103,58 @@ def test_missing_config_file(tmp_path: Path) -> None:
 
 def test_unknown_command_is_a_usage_error() -> None:
     assert _run("frobnicate").returncode == 2
+
+
+def _sample_site(tmp_path: Path) -> Path:
+    shutil.copy(REPO / "config.yaml", tmp_path / "config.yaml")
+    shutil.copytree(REPO / "content", tmp_path / "content")
+    return tmp_path / "config.yaml"
+
+
+def test_build_writes_feeds_and_says_what_it_did(tmp_path: Path) -> None:
+    config = _sample_site(tmp_path)
+    first = _run("build", "--config", str(config))
+    assert first.returncode == 0, first.stderr
+    assert first.stderr == ""
+    line = first.stdout.strip()
+    assert line.startswith(
+        "8 content files: 8 posts (6 published, 1 draft, 1 scheduled, 0 duplicate stories), 0 skipped; "
+    )
+    assert "feeds: 52 written, 0 unchanged, 0 removed, in " in line
+    assert (tmp_path / "feeds" / "tags" / "llm" / "feed.json").is_file()
+    second = _run("build", "--config", str(config))
+    assert "feeds: 0 written, 52 unchanged, 0 removed" in second.stdout
+
+
+def test_build_quiet_and_strict(tmp_path: Path) -> None:
+    config = _sample_site(tmp_path)
+    (tmp_path / "content" / "broken.md").write_text("---\ntitle: [\n---\n", encoding="utf-8")
+    quiet = _run("build", "-q", "--config", str(config))
+    assert quiet.returncode == 0
+    assert quiet.stdout == ""
+    assert quiet.stderr.startswith(f"{tmp_path}/content/broken.md:3: invalid YAML in front matter")
+    shutil.rmtree(tmp_path / "feeds")
+    strict = _run("build", "--strict", "--config", str(config))
+    assert strict.returncode == 1
+    assert strict.stderr.splitlines() == [
+        f"{tmp_path}/content/broken.md:3: invalid YAML in front matter: did not find expected node content",
+        "error: nothing written: --strict stops on content problems",
+    ]
+    assert not (tmp_path / "feeds").exists()
+
+
+def test_a_bug_shows_one_line_unless_verbose(monkeypatch: pytest.MonkeyPatch) -> None:
+    # The only stand-in in this file: a bug cannot be produced on purpose otherwise.
+    def broken(*args: object) -> None:
+        raise RuntimeError("boom")
+
+    monkeypatch.setattr("feedpub.cli.collect", broken)
+    runner = CliRunner()
+    quiet = runner.invoke(cli, ["check", "--config", str(REPO / "config.yaml")])
+    assert quiet.exit_code == 1
+    assert (
+        quiet.output
+        == "internal error: RuntimeError('boom') (run feedpub -v ... for the traceback)\n"
+    )
+    verbose = runner.invoke(cli, ["-v", "check", "--config", str(REPO / "config.yaml")])
+    assert isinstance(verbose.exception, RuntimeError)

@@ -1,0 +1,71 @@
+"""Writing build output: atomic, and only when the bytes change."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from collections.abc import Collection, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+from feedpub.errors import OutputError
+
+
+@dataclass(frozen=True, slots=True)
+class SyncReport:
+    written: tuple[str, ...]
+    unchanged: tuple[str, ...]
+    removed: tuple[str, ...]
+
+
+def write_atomic(path: Path, data: bytes) -> bool:
+    """Make ``path`` hold ``data``; return False, touching nothing, when it already does.
+
+    The bytes go to a temporary file in the same folder, which then replaces
+    ``path`` in one step, so a reader never sees half a file.
+    """
+    try:
+        if path.stat().st_size == len(data) and path.read_bytes() == data:
+            return False
+    except FileNotFoundError:
+        pass
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(handle, "wb") as stream:
+            stream.write(data)
+            stream.flush()
+            os.fsync(stream.fileno())
+        os.chmod(temporary, 0o644)  # mkstemp makes 0600; feeds are public
+        os.replace(temporary, path)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
+    return True
+
+
+def sync_outputs(root: Path, outputs: Mapping[str, bytes], managed: Collection[str]) -> SyncReport:
+    """Write every output under ``root``; remove files named in ``managed`` that
+    this build no longer produces (a tag without posts), and the folders they leave empty."""
+    written: list[str] = []
+    unchanged: list[str] = []
+    removed: list[str] = []
+    try:
+        for rel, data in sorted(outputs.items()):
+            (written if write_atomic(root / rel, data) else unchanged).append(rel)
+        for path in sorted(root.rglob("*")) if root.is_dir() else ():
+            rel = path.relative_to(root).as_posix()
+            if path.name in managed and path.is_file() and rel not in outputs:
+                path.unlink()
+                removed.append(rel)
+                _remove_empty_parents(path.parent, root)
+    except OSError as exc:
+        where = exc.filename or root
+        raise OutputError(f"cannot write {where}: {exc.strerror or exc}") from None
+    return SyncReport(tuple(written), tuple(unchanged), tuple(removed))
+
+
+def _remove_empty_parents(folder: Path, root: Path) -> None:
+    while folder != root and folder.is_dir() and not any(folder.iterdir()):
+        folder.rmdir()
+        folder = folder.parent
