@@ -20,8 +20,25 @@ import yaml
 
 from feedpub.errors import ConfigError
 from feedpub.model import Author, Problem, Severity
+from feedpub.theme import template_path
 
 FEED_FORMATS = ("rss", "atom", "json")
+DIGEST_CONTENT = ("summary", "full")
+SUBJECT_FIELDS = ("title", "site_title", "number", "date", "lead_title")
+# Cron fields: name, lowest, highest, and the names allowed in place of numbers.
+CRON_FIELDS = (
+    ("minute", 0, 59, ()),
+    ("hour", 0, 23, ()),
+    ("day", 1, 31, ()),
+    (
+        "month",
+        1,
+        12,
+        ("jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec"),
+    ),
+    ("weekday", 0, 7, ("sun", "mon", "tue", "wed", "thu", "fri", "sat")),
+)
+_CRON_PART = re.compile(r"(\*|(\w+)(?:-(\w+))?)(?:/(\d+))?")
 TAXONOMIES = ("tags", "categories")
 PERMALINK_FIELDS = ("slug", "year", "month", "day")
 
@@ -62,13 +79,45 @@ class FeedsConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class NewsletterConfig:
+    title: str
+    sender_name: str
+    sender_email: str
+    reply_to: str | None
+    subject: str
+    max_posts: int
+    template: str
+    content: str
+    schedule: str
+    unsubscribe_url: str
+    manage_url: str
+    unsubscribe_email: str
+    postal_address: str
+    default_name: str
+    list_id: str
+
+
+@dataclass(frozen=True, slots=True)
 class Config:
     path: Path
     site: SiteConfig
     content: ContentConfig
     feeds: FeedsConfig
     templates_dir: Path
+    newsletter: NewsletterConfig | None
     warnings: tuple[Problem, ...]
+
+    def require_newsletter(self) -> NewsletterConfig:
+        if self.newsletter is None:
+            raise ConfigError(
+                [
+                    Problem(
+                        str(self.path),
+                        "newsletter: section missing; the digest needs newsletter.from",
+                    )
+                ]
+            )
+        return self.newsletter
 
 
 def _kind(value: object) -> str:
@@ -287,6 +336,100 @@ def _base_url(section: _Section, site_url: str) -> str:
     return url if url.endswith("/") else url + "/"
 
 
+def cron_problem(expression: str) -> str | None:
+    """Why ``expression`` is not a five-field cron schedule, or None when it is."""
+    fields = expression.split()
+    if len(fields) != len(CRON_FIELDS):
+        return f"expected 5 cron fields (minute hour day month weekday), got {len(fields)}"
+    for value, (name, low, high, names) in zip(fields, CRON_FIELDS, strict=True):
+        for part in value.split(","):
+            match = _CRON_PART.fullmatch(part.lower())
+            if match is None:
+                return f"{name} field {value!r} is not a cron field"
+            for bound in (match.group(2), match.group(3)):
+                if bound is None or bound in names:
+                    continue
+                if not bound.isdigit() or not low <= int(bound) <= high:
+                    return f"{name} {bound!r} is out of range {low}-{high}"
+            if match.group(4) is not None and int(match.group(4)) == 0:
+                return f"{name} step must be at least 1"
+    return None
+
+
+def _token_url(section: _Section, key: str, default: str, site_url: str) -> str:
+    pattern = section.text(key, default)
+    if "{token}" not in pattern:
+        section.error(key, f"expected a URL pattern with {{token}}, got {pattern!r}")
+    return urljoin(site_url, pattern)
+
+
+def _email(section: _Section, key: str, default: str | None) -> str | None:
+    """An address given at ``key`` (checked), else ``default`` (checked where it was given)."""
+    value = section.text(key, "") or None
+    if value is None:
+        return default
+    if not _EMAIL.fullmatch(value):
+        section.error(key, f"expected an email address, got {value!r}")
+    return value
+
+
+def _newsletter(section: _Section, site: SiteConfig, templates_dir: Path) -> NewsletterConfig:
+    title = section.text("title", site.title)
+    sender_section = section.section("from")
+    sender_name = sender_section.text("name", title)
+    sender_email = _email(sender_section, "email", site.author.email)
+    if sender_email is None:
+        sender_section.error("email", "is required (or set site.author.email)")
+    sender_section.warn_unknown()
+    domain = (sender_email or "").rpartition("@")[2] or "localhost"
+
+    subject = section.text("subject", "{title} #{number}: {lead_title}")
+    try:
+        fields = [f for _, f, _, _ in string.Formatter().parse(subject) if f is not None]
+    except ValueError as exc:
+        fields = []
+        section.error("subject", f"is not a valid pattern ({exc})")
+    unknown = [f for f in fields if f not in SUBJECT_FIELDS]
+    if unknown:
+        allowed = ", ".join("{" + f + "}" for f in SUBJECT_FIELDS)
+        section.error("subject", f"unknown placeholder {{{unknown[0]}}}; use {allowed}")
+
+    template = section.text("template", "digest")
+    if not template_path(templates_dir, f"{template}.html.j2").is_file():
+        section.error(
+            "template",
+            f"no template set {template!r}: expected {template}.html.j2 in {templates_dir} "
+            "or among the built-in templates",
+        )
+    content = section.text("content", "summary")
+    if content not in DIGEST_CONTENT:
+        section.error("content", f"expected summary or full, got {content!r}")
+    schedule = section.text("schedule", "0 8 * * mon")
+    problem = cron_problem(schedule)
+    if problem:
+        section.error("schedule", problem)
+
+    return NewsletterConfig(
+        title=title,
+        sender_name=sender_name,
+        sender_email=sender_email or "",
+        reply_to=_email(section, "reply_to", None),
+        subject=subject,
+        max_posts=section.integer("max_posts", 10, minimum=1),
+        template=template,
+        content=content,
+        schedule=schedule,
+        unsubscribe_url=_token_url(
+            section, "unsubscribe_url", "newsletter/unsubscribe/{token}", site.url
+        ),
+        manage_url=_token_url(section, "manage_url", "newsletter/manage/{token}", site.url),
+        unsubscribe_email=_email(section, "unsubscribe_email", sender_email) or "",
+        postal_address=section.text("postal_address", ""),
+        default_name=section.text("default_name", "there"),
+        list_id=section.text("list_id", f"newsletter.{domain}"),
+    )
+
+
 def load_config(path: Path) -> Config:
     """Read and validate ``path``; raise ``ConfigError`` naming every problem."""
     label = str(path)
@@ -312,10 +455,14 @@ def load_config(path: Path) -> Config:
     content = _content(sections["content"], base)
     feeds = _feeds(sections["feeds"], base, site.url)
     templates_dir = base / root.text("templates_dir", "templates")
+    newsletter = None
+    if root.raw("newsletter") is not _MISSING:
+        sections["newsletter"] = root.section("newsletter")
+        newsletter = _newsletter(sections["newsletter"], site, templates_dir)
     for section in (*sections.values(), root):
         section.warn_unknown()
 
     errors = [p for p in problems if p.severity is Severity.ERROR]
     if errors:
         raise ConfigError(errors)
-    return Config(path, site, content, feeds, templates_dir, tuple(problems))
+    return Config(path, site, content, feeds, templates_dir, newsletter, tuple(problems))

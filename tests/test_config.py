@@ -120,7 +120,7 @@ def test_unknown_keys_are_warned_about_with_a_suggestion(tmp_path: Path) -> None
     assert [str(w) for w in config.warnings] == [
         f"{path}: warning: site.titel: unknown key, ignored (did you mean 'title'?)",
         f"{path}: warning: feeds.limt: unknown key, ignored (did you mean 'limit'?)",
-        f"{path}: warning: newsleter: unknown key, ignored",
+        f"{path}: warning: newsleter: unknown key, ignored (did you mean 'newsletter'?)",
     ]
     assert all(w.severity is Severity.WARNING for w in config.warnings)
     assert config.feeds.limit == 50
@@ -134,3 +134,84 @@ def test_invalid_yaml_names_the_line(tmp_path: Path) -> None:
 def test_a_missing_file(tmp_path: Path) -> None:
     path = tmp_path / "nope.yaml"
     assert _messages(path) == [f"{path}: file not found (pass --config PATH)"]
+
+
+SITE = "site: {title: T, url: 'https://e.org/'}\n"
+
+
+def test_newsletter_defaults(tmp_path: Path) -> None:
+    path = _write(tmp_path, SITE.replace("}", ", author: {email: me@e.org}}") + "newsletter: {}\n")
+    newsletter = load_config(path).newsletter
+    assert newsletter is not None
+    assert (newsletter.title, newsletter.sender_name, newsletter.sender_email) == (
+        "T",
+        "T",
+        "me@e.org",
+    )
+    assert newsletter.subject == "{title} #{number}: {lead_title}"
+    assert (newsletter.max_posts, newsletter.template, newsletter.content) == (
+        10,
+        "digest",
+        "summary",
+    )
+    assert newsletter.schedule == "0 8 * * mon"
+    assert newsletter.unsubscribe_url == "https://e.org/newsletter/unsubscribe/{token}"
+    assert newsletter.manage_url == "https://e.org/newsletter/manage/{token}"
+    assert newsletter.unsubscribe_email == "me@e.org"
+    assert newsletter.list_id == "newsletter.e.org"
+    assert load_config(_write(tmp_path, SITE)).newsletter is None
+
+
+def test_newsletter_problems_are_named(tmp_path: Path) -> None:
+    path = _write(
+        tmp_path,
+        SITE
+        + """newsletter:
+  from: {email: not-an-address}
+  subject: "{title} {when}"
+  template: fancy
+  content: everything
+  schedule: "0 8 * *"
+  unsubscribe_url: "https://e.org/unsubscribe"
+  reply_to: nobody
+""",
+    )
+    label = str(path)
+    assert _messages(path) == [
+        f"{label}: newsletter.from.email: expected an email address, got 'not-an-address'",
+        f"{label}: newsletter.subject: unknown placeholder {{when}}; use {{title}}, {{site_title}}, {{number}}, {{date}}, {{lead_title}}",
+        f"{label}: newsletter.template: no template set 'fancy': expected fancy.html.j2 in {tmp_path / 'templates'} or among the built-in templates",
+        f"{label}: newsletter.content: expected summary or full, got 'everything'",
+        f"{label}: newsletter.schedule: expected 5 cron fields (minute hour day month weekday), got 4",
+        f"{label}: newsletter.reply_to: expected an email address, got 'nobody'",
+        f"{label}: newsletter.unsubscribe_url: expected a URL pattern with {{token}}, got 'https://e.org/unsubscribe'",
+    ]
+
+
+def test_newsletter_needs_a_sender(tmp_path: Path) -> None:
+    path = _write(tmp_path, SITE + "newsletter: {title: News}\n")
+    assert _messages(path) == [
+        f"{path}: newsletter.from.email: is required (or set site.author.email)"
+    ]
+
+
+@pytest.mark.parametrize(
+    ("schedule", "problem"),
+    [
+        ("0 8 * * mon", None),
+        ("*/15 6-22 1,15 jan-jun 1-5", None),
+        ("0 0 * * 7", None),
+        ("0 8 * *", "expected 5 cron fields (minute hour day month weekday), got 4"),
+        ("60 8 * * *", "minute '60' is out of range 0-59"),
+        ("0 24 * * *", "hour '24' is out of range 0-23"),
+        ("0 8 0 * *", "day '0' is out of range 1-31"),
+        ("0 8 * 13 *", "month '13' is out of range 1-12"),
+        ("0 8 * * funday", "weekday 'funday' is out of range 0-7"),
+        ("0 8 * * 1/0", "weekday step must be at least 1"),
+        ("0 8 ? * *", "day field '?' is not a cron field"),
+    ],
+)
+def test_cron_schedules(schedule: str, problem: str | None) -> None:
+    from feedpub.config import cron_problem
+
+    assert cron_problem(schedule) == problem
