@@ -9,11 +9,13 @@ from hypothesis import strategies as st
 from feedpub.content.text import (
     ELLIPSIS,
     count_words,
+    display_width,
     normalise_title,
     reading_minutes,
     slugify,
     term_slug,
     trim,
+    wrap,
     xml_safe,
 )
 
@@ -136,3 +138,25 @@ def test_term_slugs_differ_for_different_terms(first: str, second: str) -> None:
 
     if term_slug(first) == term_slug(second):
         assert same_term(first, second)
+
+
+def test_wrap_examples() -> None:
+    assert wrap("one two three four", 9) == ["one two", "three", "four"]
+    assert wrap("微软将为其云客户", 8) == ["微软将为", "其云客户"]
+    assert wrap("AI 新闻 https://example.org/a/very/long/path ok", 10) == [
+        "AI 新闻",
+        "https://example.org/a/very/long/path",
+        "ok",
+    ]
+
+
+@given(_text, st.integers(min_value=10, max_value=80))
+def test_wrap_properties(text: str, width: int) -> None:
+    lines = wrap(text, width)
+    collapsed = " ".join(text.split())
+    # Nothing is lost or reordered: the lines hold the same characters.
+    assert "".join(lines).replace(" ", "") == collapsed.replace(" ", "")
+    for line in lines:
+        assert line == line.strip() and line
+        if display_width(line) > width:
+            assert " " not in line and len(line.split()) == 1

@@ -98,6 +98,31 @@ def collapse_space(text: str) -> str:
     return " ".join(text.split())
 
 
+def display_width(text: str) -> int:
+    """Terminal columns: wide and full-width characters take two."""
+    return sum(2 if unicodedata.east_asian_width(c) in "WF" else 1 for c in text)
+
+
+def wrap(text: str, width: int) -> list[str]:
+    """Lines of at most ``width`` columns, broken at spaces or between CJK
+    characters; a single longer word (a URL) gets a line of its own."""
+    lines: list[str] = []
+    line = ""
+    previous_end = 0
+    for unit in _units(collapse_space(text)):
+        spaced = unit.start() > previous_end
+        previous_end = unit.end()
+        piece = (" " if spaced and line else "") + unit.group()
+        if line and display_width(line + piece) > width:
+            lines.append(line)
+            piece = unit.group()
+            line = ""
+        line += piece
+    if line:
+        lines.append(line)
+    return lines
+
+
 def trim(text: str, limit: int) -> str:
     """Shorten ``text`` to at most ``limit`` units (words, or CJK characters).
 
