@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import UTC, datetime
+from email.message import EmailMessage
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -17,8 +18,10 @@ from feedpub import __version__
 from feedpub.collector import Collection, collect, select
 from feedpub.config import Config, load_config
 from feedpub.errors import FeedpubError, ProblemsError
-from feedpub.model import Problem, Severity
-from feedpub.pipeline import build_feeds
+from feedpub.mail import build_message
+from feedpub.model import Problem, Recipient, Severity
+from feedpub.output import write_atomic
+from feedpub.pipeline import build_feeds, compose_digest
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -148,6 +151,64 @@ def build(config_path: Path, strict: bool, quiet: bool) -> None:
     errors, warnings = _tally(report.problems)
     if strict and (errors or warnings):
         raise click.exceptions.Exit(1)
+
+
+def _decoded_part(message: EmailMessage, subtype: str) -> bytes:
+    """One part as a file a person opens: decoded, with plain newlines."""
+    part = message.get_body((subtype,))
+    assert part is not None
+    return str(part.get_content()).replace("\r\n", "\n").encode()
+
+
+@cli.group()
+def digest() -> None:
+    """Compose, preview and send the digest newsletter."""
+
+
+@digest.command()
+@config_option
+@click.option(
+    "--out",
+    "out_dir",
+    type=click.Path(path_type=Path, file_okay=False),
+    required=True,
+    help="Folder for issue.html, issue.txt and issue.eml (created if missing).",
+)
+@click.option(
+    "--to",
+    "to_address",
+    default="reader@example.org",
+    show_default=True,
+    help="The recipient address shown in the preview.",
+)
+@click.option("--name", "to_name", default="", help="The recipient name shown in the preview.")
+def preview(config_path: Path, out_dir: Path, to_address: str, to_name: str) -> None:
+    """Write the next issue as issue.html, issue.txt and issue.eml, recording nothing.
+
+    Open issue.html in a browser and issue.eml in a mail client to see what
+    subscribers will get.
+    """
+    config = _load(config_path)
+    newsletter = config.require_newsletter()
+    now = datetime.now(UTC)
+    draft = compose_digest(config, now, frozenset(), 1)
+    _report(draft.collection.problems)
+    if draft.issue is None:
+        click.echo("no new posts: there is no next issue to preview")
+        return
+    message = build_message(draft.issue, Recipient(to_address, to_name, "preview"), newsletter)
+    files = {
+        "issue.html": _decoded_part(message, "html"),
+        "issue.txt": _decoded_part(message, "plain"),
+        "issue.eml": message.as_bytes(),
+    }
+    for name, data in files.items():
+        write_atomic(out_dir / name, data)
+    issue = draft.issue
+    click.echo(
+        f"issue #{issue.number}: {_count(len(issue.posts), 'post')} shown, {issue.more} more; "
+        f"subject: {issue.subject}; wrote {', '.join(str(out_dir / n) for n in files)}"
+    )
 
 
 def main() -> None:

@@ -43,3 +43,7 @@ class ContentError(FeedpubError):
 
 class OutputError(FeedpubError):
     """An output file could not be written or removed."""
+
+
+class RenderError(FeedpubError):
+    """A template could not be rendered."""

@@ -88,3 +88,30 @@ class Problem:
         where = self.path if self.line is None else f"{self.path}:{self.line}"
         label = "" if self.severity is Severity.ERROR else "warning: "
         return f"{where}: {label}{self.message}"
+
+
+@dataclass(frozen=True, slots=True)
+class Recipient:
+    """Who one copy of an issue goes to; ``token`` makes their unsubscribe link."""
+
+    email: str
+    name: str
+    token: str
+
+
+@dataclass(frozen=True, slots=True)
+class Issue:
+    """One rendered digest, the same for every recipient until personalised.
+
+    ``covered`` holds the id of every new post the issue accounts for: those it
+    shows, and the ``more`` ones it only counts, so that no later issue repeats them.
+    """
+
+    number: int
+    date: datetime
+    subject: str
+    posts: tuple[RenderedPost, ...]
+    covered: tuple[str, ...]
+    more: int
+    html: str
+    text: str

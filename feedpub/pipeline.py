@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass
 from datetime import datetime
 
 from feedpub.collector import Collection, collect, select
 from feedpub.config import Config
 from feedpub.content.post import render_post
+from feedpub.digest import plan_issue, render_issue
 from feedpub.errors import ProblemsError
 from feedpub.feeds import FILE_NAMES, RENDERERS, STYLESHEET_NAME, plan_feeds
-from feedpub.model import Post, Problem, RenderedPost
+from feedpub.model import Issue, Post, Problem, RenderedPost
 from feedpub.output import SyncReport, sync_outputs
 from feedpub.theme import template_path
 
@@ -72,3 +74,32 @@ def build_feeds(config: Config, now: datetime, *, strict: bool = False) -> Build
         feeds=report,
         seconds=time.perf_counter() - started,
     )
+
+
+@dataclass(frozen=True, slots=True)
+class DigestDraft:
+    """The next issue (None when no post is new) and what reading the content met."""
+
+    issue: Issue | None
+    collection: Collection
+
+
+def compose_digest(
+    config: Config, now: datetime, included: AbstractSet[str], number: int
+) -> DigestDraft:
+    """Collect and select posts, and render issue ``number`` from those not in ``included``."""
+    newsletter = config.require_newsletter()
+    collection = collect(config.content, config.site)
+    plan = plan_issue(select(collection.posts, now), included, newsletter.max_posts)
+    if plan is None:
+        return DigestDraft(None, collection)
+    issue = render_issue(
+        plan,
+        number,
+        now,
+        config.site,
+        newsletter,
+        config.templates_dir,
+        config.feeds.summary_length,
+    )
+    return DigestDraft(issue, collection)

@@ -1,0 +1,170 @@
+"""The digest: which posts go into the next issue, and the issue rendered with
+jinja2 and its CSS inlined by premailer, once per issue.
+
+Recipient details are left as placeholders (``PLACEHOLDERS``) that mail.py fills
+in per recipient, so the costly part never runs per recipient.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from collections.abc import Set as AbstractSet
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import jinja2
+from premailer import Premailer
+
+from feedpub.config import NewsletterConfig, SiteConfig
+from feedpub.content.post import render_post
+from feedpub.content.text import collapse_space, wrap, xml_safe
+from feedpub.errors import RenderError
+from feedpub.model import Issue, Post, RenderedPost
+from feedpub.theme import builtin_templates_dir
+
+# Stand-ins for recipient details: plain words that survive HTML parsing and
+# CSS inlining unchanged, and that no post text will contain.
+PLACEHOLDERS = {
+    "name": "feedpubRecipientName7c1e",
+    "email": "feedpubRecipientEmail7c1e",
+    "unsubscribe_url": "feedpubUnsubscribeUrl7c1e",
+    "manage_url": "feedpubManageUrl7c1e",
+}
+TEXT_WIDTH = 72
+
+
+@dataclass(frozen=True, slots=True)
+class IssuePlan:
+    """The posts the next issue shows, and every new post it accounts for."""
+
+    posts: tuple[Post, ...]
+    covered: tuple[str, ...]
+
+    @property
+    def more(self) -> int:
+        return len(self.covered) - len(self.posts)
+
+
+def plan_issue(
+    published: Sequence[Post], included: AbstractSet[str], max_posts: int
+) -> IssuePlan | None:
+    """The next issue: published posts (newest first) that no earlier issue
+    included, at most ``max_posts`` shown; None when there is nothing new."""
+    new = [post for post in published if post.id not in included]
+    if not new:
+        return None
+    return IssuePlan(tuple(new[:max_posts]), tuple(post.id for post in new))
+
+
+def _environment(templates_dir: Path) -> jinja2.Environment:
+    loader = jinja2.ChoiceLoader(
+        [jinja2.FileSystemLoader(templates_dir), jinja2.FileSystemLoader(builtin_templates_dir())]
+    )
+    environment = jinja2.Environment(
+        loader=loader,
+        autoescape=jinja2.select_autoescape(enabled_extensions=("html.j2",), default=False),
+        undefined=jinja2.StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        keep_trailing_newline=True,
+    )
+    environment.filters["wrap"] = lambda text, width=TEXT_WIDTH: "\n".join(wrap(str(text), width))
+    return environment
+
+
+def _render(environment: jinja2.Environment, name: str, context: dict[str, Any]) -> str:
+    try:
+        return environment.get_template(name).render(context)
+    except jinja2.TemplateSyntaxError as exc:
+        raise RenderError(f"{exc.filename or name}:{exc.lineno}: {exc.message}") from None
+    except jinja2.TemplateNotFound as exc:
+        raise RenderError(f"template {exc.name} not found") from None
+    except jinja2.UndefinedError as exc:
+        raise RenderError(f"{name}: {exc.message}") from None
+
+
+def inline_css(html: str) -> str:
+    """Move the CSS into style attributes, as most email clients need.
+
+    ``@media`` rules (dark mode, narrow screens) cannot be inlined: premailer keeps
+    them in a <style> block, and strip_important=False keeps their ``!important``,
+    without which they could not override the inlined styles. premailer would
+    also copy CSS widths into width/height attributes; the templates set those
+    for Outlook themselves (width="552" on a fluid image), so that stays off.
+    """
+    return str(
+        Premailer(
+            html,
+            allow_network=False,
+            base_url=None,
+            strip_important=False,
+            disable_basic_attributes=["width", "height"],
+            disable_validation=True,
+            cssutils_logging_level=logging.CRITICAL,
+        ).transform()
+    )
+
+
+def subject_line(pattern: str, **fields: object) -> str:
+    """The subject, on one line: no CR, LF or other control character survives."""
+    return collapse_space(xml_safe(pattern.format(**fields)))
+
+
+def render_issue(
+    plan: IssuePlan,
+    number: int,
+    now: datetime,
+    site: SiteConfig,
+    newsletter: NewsletterConfig,
+    templates_dir: Path,
+    summary_length: int,
+) -> Issue:
+    """Render ``plan`` as issue ``number``: HTML with inlined CSS, and plain text."""
+    rendered: tuple[RenderedPost, ...] = tuple(render_post(p, summary_length) for p in plan.posts)
+    local = now.astimezone(site.timezone)
+    date = local.strftime("%Y-%m-%d")
+    subject = subject_line(
+        newsletter.subject,
+        title=newsletter.title,
+        site_title=site.title,
+        number=number,
+        date=date,
+        lead_title=rendered[0].post.title,
+    )
+    environment = _environment(templates_dir)
+    css_name = f"{newsletter.template}.css"
+    try:
+        css = environment.loader.get_source(environment, css_name)[0]  # type: ignore[union-attr]
+    except jinja2.TemplateNotFound:
+        css = ""
+    context = {
+        "site": site,
+        "newsletter": newsletter,
+        "issue": {"number": number, "date": date, "subject": subject},
+        "posts": [_post_context(item, site, newsletter.content == "full") for item in rendered],
+        "more": plan.more,
+        "recipient": PLACEHOLDERS,
+        "css": css,
+        "language": site.language.lower(),
+    }
+    html = inline_css(_render(environment, f"{newsletter.template}.html.j2", context))
+    text = _render(environment, f"{newsletter.template}.txt.j2", context)
+    return Issue(number, now, subject, rendered, plan.covered, plan.more, html, text)
+
+
+def _post_context(item: RenderedPost, site: SiteConfig, full: bool) -> dict[str, Any]:
+    post = item.post
+    return {
+        "title": post.title,
+        "url": post.url,
+        "date": post.date.astimezone(site.timezone).strftime("%Y-%m-%d"),
+        "terms": list(dict.fromkeys((*post.tags, *post.categories))),
+        "author": post.author.name,
+        "cover": post.cover,
+        "summary": item.summary,
+        "html": item.html if full else None,
+        "reading_time": item.reading_time,
+    }
