@@ -1,0 +1,61 @@
+"""Time the digest: render and inline one issue of 20 posts, then build one
+personalised message per recipient.
+
+    python bench/digest_render.py [RUNS]
+
+Prints medians of RUNS runs (default 15). Run by hand; not part of the tests.
+"""
+
+from __future__ import annotations
+
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from corpus import NOW, write_corpus
+
+from feedpub.collector import collect, select
+from feedpub.config import load_config
+from feedpub.digest import plan_issue, render_issue
+from feedpub.mail import build_message
+from feedpub.model import Recipient
+
+
+def main(runs: int) -> None:
+    with tempfile.TemporaryDirectory() as folder:
+        config = load_config(write_corpus(Path(folder), 200))
+        newsletter = config.require_newsletter()
+        published = select(collect(config.content, config.site).posts, NOW)
+        plan = plan_issue(published, frozenset(), newsletter.max_posts)
+        assert plan is not None and len(plan.posts) == 20
+        render_times = []
+        for _ in range(runs):
+            started = time.perf_counter()
+            issue = render_issue(
+                plan, 1, NOW, config.site, newsletter, config.templates_dir, summary_length=70
+            )
+            render_times.append(time.perf_counter() - started)
+        recipients = [
+            Recipient(f"reader{i}@example.net", f"Reader {i}", f"token{i:040d}")
+            for i in range(1000)
+        ]
+        per_recipient = []
+        for _ in range(runs):
+            started = time.perf_counter()
+            for recipient in recipients:
+                build_message(issue, recipient, newsletter).as_bytes()
+            per_recipient.append((time.perf_counter() - started) / len(recipients))
+    print(
+        f"render (Markdown, jinja2) and inline (premailer) one issue of 20 posts: "
+        f"median {statistics.median(render_times) * 1000:.1f} ms over {runs} runs"
+    )
+    print(
+        f"per recipient (personalise, build, serialise): "
+        f"median {statistics.median(per_recipient) * 1e6:.0f} µs over {runs} runs of 1,000"
+    )
+
+
+if __name__ == "__main__":
+    main(int(sys.argv[1]) if len(sys.argv) > 1 else 15)
