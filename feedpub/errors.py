@@ -47,3 +47,11 @@ class OutputError(FeedpubError):
 
 class RenderError(FeedpubError):
     """A template could not be rendered."""
+
+
+class StateError(FeedpubError):
+    """The state database cannot be used, or a change to it conflicts with what it holds."""
+
+
+class DeliveryError(FeedpubError):
+    """The mail server cannot be reached or used at all (not one recipient's refusal)."""

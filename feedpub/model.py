@@ -115,3 +115,21 @@ class Issue:
     more: int
     html: str
     text: str
+
+
+SUBSCRIBER_STATUSES = ("pending", "active", "unsubscribed", "bounced")
+
+
+@dataclass(frozen=True, slots=True)
+class Subscriber:
+    """Someone on the list. ``tags`` empty means every post; otherwise only posts
+    with one of these tags or categories."""
+
+    id: int
+    email: str
+    name: str
+    status: str
+    token: str
+    tags: tuple[str, ...]
+    created_at: datetime
+    updated_at: datetime
