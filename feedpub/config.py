@@ -24,6 +24,7 @@ from feedpub.theme import template_path
 
 FEED_FORMATS = ("rss", "atom", "json")
 DIGEST_CONTENT = ("summary", "full")
+SMTP_SECURITY = ("starttls", "tls", "none")
 SUBJECT_FIELDS = ("title", "site_title", "number", "date", "lead_title")
 # Cron fields: name, lowest, highest, and the names allowed in place of numbers.
 CRON_FIELDS = (
@@ -98,6 +99,28 @@ class NewsletterConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class DkimConfig:
+    selector: str
+    domain: str
+    key_file: Path
+
+
+@dataclass(frozen=True, slots=True)
+class SmtpConfig:
+    host: str
+    port: int
+    security: str
+    username: str | None
+    password_env: str
+    timeout: float
+    rate_limit: float
+    max_attempts: int
+    retry_delay: float
+    ca_file: Path | None
+    dkim: DkimConfig | None
+
+
+@dataclass(frozen=True, slots=True)
 class Config:
     path: Path
     site: SiteConfig
@@ -105,6 +128,9 @@ class Config:
     feeds: FeedsConfig
     templates_dir: Path
     newsletter: NewsletterConfig | None
+    state_path: Path
+    outbox_dir: Path
+    smtp: SmtpConfig | None
     warnings: tuple[Problem, ...]
 
     def require_newsletter(self) -> NewsletterConfig:
@@ -430,6 +456,57 @@ def _newsletter(section: _Section, site: SiteConfig, templates_dir: Path) -> New
     )
 
 
+def _number(section: _Section, key: str, default: float, minimum: float) -> float:
+    value = section.raw(key)
+    if value is _MISSING:
+        return default
+    if isinstance(value, bool) or not isinstance(value, int | float) or value < minimum:
+        section.error(key, f"expected a number of at least {minimum:g}, got {_kind(value)}")
+        return default
+    return float(value)
+
+
+def _dkim(section: _Section, base: Path) -> DkimConfig | None:
+    if section.raw("selector") is _MISSING and section.raw("key_file") is _MISSING:
+        return None
+    key_file = base / section.text("key_file")
+    if not key_file.is_file():
+        section.error("key_file", f"no such file: {key_file}")
+    return DkimConfig(section.text("selector"), section.text("domain"), key_file)
+
+
+def _smtp(section: _Section, base: Path) -> SmtpConfig:
+    security = section.text("security", "starttls")
+    if security not in SMTP_SECURITY:
+        section.error("security", f"expected starttls, tls or none, got {security!r}")
+    port = section.integer("port", 465 if security == "tls" else 587, minimum=1)
+    if port > 65535:
+        section.error("port", f"expected a port number up to 65535, got the number {port}")
+    if section.raw("password") is not _MISSING:
+        section.error(
+            "password",
+            "secrets never go in this file; name an environment variable "
+            "in smtp.password_env instead",
+        )
+    ca_file = section.text("ca_file", "") or None
+    dkim_section = section.section("dkim")
+    dkim = _dkim(dkim_section, base)
+    dkim_section.warn_unknown()
+    return SmtpConfig(
+        host=section.text("host"),
+        port=port,
+        security=security,
+        username=section.text("username", "") or None,
+        password_env=section.text("password_env", "FEEDPUB_SMTP_PASSWORD"),
+        timeout=_number(section, "timeout", 30.0, minimum=1),
+        rate_limit=_number(section, "rate_limit", 0.0, minimum=0),
+        max_attempts=section.integer("max_attempts", 4, minimum=1),
+        retry_delay=_number(section, "retry_delay", 2.0, minimum=0),
+        ca_file=base / ca_file if ca_file else None,
+        dkim=dkim,
+    )
+
+
 def load_config(path: Path) -> Config:
     """Read and validate ``path``; raise ``ConfigError`` naming every problem."""
     label = str(path)
@@ -459,10 +536,28 @@ def load_config(path: Path) -> Config:
     if root.raw("newsletter") is not _MISSING:
         sections["newsletter"] = root.section("newsletter")
         newsletter = _newsletter(sections["newsletter"], site, templates_dir)
-    for section in (*sections.values(), root):
+    state = root.section("state")
+    state_path = base / state.text("path", "state/feedpub.db")
+    outbox_dir = base / root.text("outbox_dir", "outbox")
+    smtp = None
+    if root.raw("smtp") is not _MISSING:
+        sections["smtp"] = root.section("smtp")
+        smtp = _smtp(sections["smtp"], base)
+    for section in (*sections.values(), state, root):
         section.warn_unknown()
 
     errors = [p for p in problems if p.severity is Severity.ERROR]
     if errors:
         raise ConfigError(errors)
-    return Config(path, site, content, feeds, templates_dir, newsletter, tuple(problems))
+    return Config(
+        path,
+        site,
+        content,
+        feeds,
+        templates_dir,
+        newsletter,
+        state_path,
+        outbox_dir,
+        smtp,
+        tuple(problems),
+    )

@@ -12,7 +12,9 @@ from email.utils import format_datetime
 from typing import Any
 from urllib.parse import quote
 
-from feedpub.config import NewsletterConfig
+import dkim
+
+from feedpub.config import DkimConfig, NewsletterConfig
 from feedpub.content.text import collapse_space, short_digest, xml_safe
 from feedpub.digest import PLACEHOLDERS
 from feedpub.model import Issue, Recipient
@@ -97,3 +99,32 @@ def build_message(issue: Issue, recipient: Recipient, newsletter: NewsletterConf
     # A boundary derived from the Message-ID keeps a re-sent copy byte-identical.
     message.set_boundary("feedpub-" + short_digest(message["Message-ID"]) * 2)
     return message
+
+
+# Headers a DKIM signature covers; List-Unsubscribe and List-Unsubscribe-Post must
+# be among them for one-click unsubscribe to be honoured (RFC 8058, section 4).
+DKIM_HEADERS = (
+    b"from",
+    b"to",
+    b"subject",
+    b"date",
+    b"message-id",
+    b"reply-to",
+    b"list-id",
+    b"list-unsubscribe",
+    b"list-unsubscribe-post",
+    b"mime-version",
+    b"content-type",
+)
+
+
+def dkim_sign(data: bytes, settings: DkimConfig, private_key: bytes) -> bytes:
+    """``data`` with a DKIM-Signature header in front."""
+    signature = dkim.sign(
+        data,
+        settings.selector.encode(),
+        settings.domain.encode(),
+        private_key,
+        include_headers=list(DKIM_HEADERS),
+    )
+    return bytes(signature) + data

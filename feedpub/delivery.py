@@ -1,0 +1,174 @@
+"""Getting one message to one recipient: an outbox folder or an SMTP server,
+behind one small protocol. Only whole-server failures raise; a recipient's
+refusal is an ``Outcome``."""
+
+from __future__ import annotations
+
+import contextlib
+import smtplib
+import ssl
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal, Protocol
+
+from feedpub.config import SmtpConfig
+from feedpub.errors import DeliveryError
+from feedpub.output import write_atomic
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """What became of one attempt. ``temporary`` may succeed on a later try;
+    ``connection`` says the server itself could not be reached."""
+
+    result: Literal["sent", "temporary", "permanent"]
+    reply: str
+    connection: bool = False
+
+
+class Deliverer(Protocol):
+    def send(self, data: bytes, sender: str, recipient: str, name: str) -> Outcome: ...
+
+    def close(self) -> None: ...
+
+
+class OutboxDeliverer:
+    """Writes each message to ``folder/NAME.eml``; the same message always gets
+    the same name, so a resumed run replaces a file rather than adding one."""
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+
+    def send(self, data: bytes, sender: str, recipient: str, name: str) -> Outcome:
+        path = self.folder / f"{name}.eml"
+        try:
+            write_atomic(path, data)
+        except OSError as exc:
+            raise DeliveryError(f"cannot write {path}: {exc.strerror or exc}") from None
+        return Outcome("sent", f"written to {path}")
+
+    def close(self) -> None:
+        pass
+
+
+class Throttle:
+    """Spaces sends at most ``per_second`` apart (0: no limit)."""
+
+    def __init__(
+        self,
+        per_second: float,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self.interval = 1 / per_second if per_second > 0 else 0.0
+        self.clock = clock
+        self.sleep = sleep
+        self.next_at: float | None = None
+
+    def wait(self) -> None:
+        if not self.interval:
+            return
+        now = self.clock()
+        if self.next_at is not None and now < self.next_at:
+            self.sleep(self.next_at - now)
+            now = self.next_at
+        self.next_at = now + self.interval
+
+
+def _reply(code: int, text: bytes | str) -> str:
+    message = text.decode(errors="replace") if isinstance(text, bytes) else text
+    return f"{code} {' '.join(message.split())}"
+
+
+def classify(code: int, text: bytes | str) -> Outcome:
+    """4xx replies may pass later (RFC 5321, 4.2.1); 5xx ones will not."""
+    return Outcome("temporary" if 400 <= code < 500 else "permanent", _reply(code, text))
+
+
+class SMTPDeliverer:
+    """Sends over one SMTP connection, reused across messages and reopened when
+    the server drops it."""
+
+    def __init__(
+        self,
+        settings: SmtpConfig,
+        password: str | None,
+        throttle: Throttle | None = None,
+    ) -> None:
+        self.settings = settings
+        self.password = password
+        self.throttle = throttle or Throttle(settings.rate_limit)
+        self._smtp: smtplib.SMTP | None = None
+
+    @property
+    def where(self) -> str:
+        return f"{self.settings.host}:{self.settings.port}"
+
+    def _context(self) -> ssl.SSLContext:
+        ca_file = self.settings.ca_file
+        return ssl.create_default_context(cafile=str(ca_file) if ca_file else None)
+
+    def _connect(self) -> smtplib.SMTP:
+        settings = self.settings
+        smtp: smtplib.SMTP
+        if settings.security == "tls":
+            smtp = smtplib.SMTP_SSL(
+                settings.host, settings.port, timeout=settings.timeout, context=self._context()
+            )
+        else:
+            smtp = smtplib.SMTP(settings.host, settings.port, timeout=settings.timeout)
+            if settings.security == "starttls":
+                smtp.starttls(context=self._context())
+        if settings.username:
+            try:
+                smtp.login(settings.username, self.password or "")
+            except smtplib.SMTPAuthenticationError as exc:
+                smtp.close()
+                raise DeliveryError(
+                    f"{self.where} refused the login for {settings.username}: "
+                    f"{_reply(exc.smtp_code, exc.smtp_error)}"
+                ) from None
+        return smtp
+
+    def _drop(self) -> None:
+        if self._smtp is not None:
+            try:
+                self._smtp.close()
+            finally:
+                self._smtp = None
+
+    def send(self, data: bytes, sender: str, recipient: str, name: str) -> Outcome:
+        self.throttle.wait()
+        try:
+            if self._smtp is None:
+                self._smtp = self._connect()
+            self._smtp.sendmail(sender, [recipient], data)
+        except smtplib.SMTPRecipientsRefused as exc:
+            code, text = exc.recipients[recipient]
+            return classify(code, text)
+        except (smtplib.SMTPSenderRefused, smtplib.SMTPDataError) as exc:
+            if exc.smtp_code == 421:  # the server is closing the connection
+                self._drop()
+            return classify(exc.smtp_code, exc.smtp_error)
+        except smtplib.SMTPServerDisconnected as exc:
+            self._drop()
+            return Outcome("temporary", f"connection to {self.where} lost: {exc}")
+        except smtplib.SMTPResponseException as exc:
+            self._drop()
+            return classify(exc.smtp_code, exc.smtp_error)
+        except ssl.SSLError as exc:
+            self._drop()
+            raise DeliveryError(f"TLS with {self.where} failed: {exc}") from None
+        except (OSError, smtplib.SMTPException) as exc:  # refused, reset, timed out
+            self._drop()
+            reason = getattr(exc, "strerror", None) or str(exc) or type(exc).__name__
+            return Outcome("temporary", f"cannot reach {self.where}: {reason}", connection=True)
+        return Outcome("sent", "250 accepted")
+
+    def close(self) -> None:
+        if self._smtp is not None:
+            with contextlib.suppress(smtplib.SMTPException, OSError):
+                self._smtp.quit()
+            self._drop()
