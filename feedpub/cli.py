@@ -6,6 +6,8 @@ shown as one line unless ``-v`` asks for the traceback.
 
 from __future__ import annotations
 
+import os
+import sys
 from collections.abc import Callable
 from datetime import UTC, datetime
 from email.message import EmailMessage
@@ -17,11 +19,14 @@ import click
 from feedpub import __version__
 from feedpub.collector import Collection, collect, select
 from feedpub.config import Config, load_config
-from feedpub.errors import FeedpubError, ProblemsError
+from feedpub.delivery import Deliverer, OutboxDeliverer, SMTPDeliverer
+from feedpub.errors import DeliveryError, FeedpubError, ProblemsError
 from feedpub.mail import build_message
-from feedpub.model import Problem, Recipient, Severity
+from feedpub.model import SUBSCRIBER_STATUSES, Problem, Recipient, Severity
 from feedpub.output import write_atomic
-from feedpub.pipeline import build_feeds, compose_digest
+from feedpub.pipeline import DigestSender, build_feeds, compose_digest
+from feedpub.store import Store, exclusive_lock
+from feedpub.subscribers import check_email, parse_tags, read_csv, write_csv
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -191,7 +196,12 @@ def preview(config_path: Path, out_dir: Path, to_address: str, to_name: str) -> 
     config = _load(config_path)
     newsletter = config.require_newsletter()
     now = datetime.now(UTC)
-    draft = compose_digest(config, now, frozenset(), 1)
+    included: frozenset[str] = frozenset()
+    number = 1
+    if config.state_path.exists():
+        with Store(config.state_path) as store:
+            included, number = store.included_post_ids(), store.next_issue_number()
+    draft = compose_digest(config, now, included, number)
     _report(draft.collection.problems)
     if draft.issue is None:
         click.echo("no new posts: there is no next issue to preview")
@@ -209,6 +219,172 @@ def preview(config_path: Path, out_dir: Path, to_address: str, to_name: str) -> 
         f"issue #{issue.number}: {_count(len(issue.posts), 'post')} shown, {issue.more} more; "
         f"subject: {issue.subject}; wrote {', '.join(str(out_dir / n) for n in files)}"
     )
+
+
+def _deliverer(config: Config) -> Deliverer:
+    smtp = config.smtp
+    if smtp is None:
+        return OutboxDeliverer(config.outbox_dir)
+    password = None
+    if smtp.username:
+        password = os.environ.get(smtp.password_env)
+        if password is None:
+            raise DeliveryError(
+                f"the SMTP password is read from the environment variable {smtp.password_env} "
+                "(smtp.password_env), which is not set"
+            )
+    return SMTPDeliverer(smtp, password)
+
+
+class _ProgressLine:
+    """'sending 120/1000' on one line of a terminal; silent when not a terminal."""
+
+    def __init__(self, enabled: bool) -> None:
+        self.enabled = enabled
+
+    def __call__(self, done: int, total: int) -> None:
+        if self.enabled and total >= 20:
+            end = "\n" if done == total else ""
+            click.echo(f"\rsending {done}/{total}", err=True, nl=False)
+            if end:
+                click.echo("", err=True)
+
+
+@digest.command()
+@config_option
+@click.option("--dry-run", is_flag=True, help="Show who would get what; send and record nothing.")
+@click.option("-q", "--quiet", is_flag=True, help="Print nothing but problems.")
+def send(config_path: Path, dry_run: bool, quiet: bool) -> None:
+    """Send the digest: finish any issue an earlier run left unsent, then send the
+    next issue to every active subscriber if there are new posts.
+
+    Without an smtp section, each message is written to outbox_dir as an .eml
+    file. A recipient the server refuses for good is recorded and the others go
+    on; if the server cannot be reached, the run stops and the next one resumes.
+    """
+    config = _load(config_path)
+    config.require_newsletter()
+    deliverer = _deliverer(config)
+    progress = _ProgressLine(not quiet and sys.stderr.isatty())
+    try:
+        with exclusive_lock(config.state_path, "digest send"), Store(config.state_path) as store:
+            sender = DigestSender(
+                config, store, deliverer, clock=lambda: datetime.now(UTC), progress=progress
+            )
+            report = sender.run(dry_run=dry_run)
+    finally:
+        deliverer.close()
+    _report(report.problems)
+    for failure in report.failures:
+        click.echo(f"failed: {failure}", err=True)
+    if quiet:
+        return
+    if dry_run:
+        if not report.planned:
+            click.echo("no new posts and nothing left unsent: nothing would be sent")
+        for copy in report.planned:
+            click.echo(f"issue #{copy.issue} to {copy.email}: {copy.what}")
+        return
+    if not report.issues:
+        click.echo("no new posts and nothing left unsent: nothing to send")
+        return
+    issues = ", ".join(f"#{n}" for n in report.issues)
+    where = f" to {config.outbox_dir}" if config.smtp is None else ""
+    click.echo(
+        f"issue {issues}: {report.sent} sent{where}, {report.failed} failed, "
+        f"{report.skipped} skipped (no matching posts), {report.deferred} deferred"
+    )
+
+
+@cli.group()
+def subscribers() -> None:
+    """Add, remove, list, import and export subscribers."""
+
+
+@subscribers.command("add")
+@config_option
+@click.argument("email")
+@click.option("--name", default="", help="The subscriber's name, used in the greeting.")
+@click.option("--tags", default="", help="Only posts with these tags or categories: 'AI; LLM'.")
+@click.option(
+    "--status",
+    type=click.Choice(SUBSCRIBER_STATUSES),
+    default="active",
+    show_default=True,
+    help="pending waits for confirmation; only active ones get mail.",
+)
+def subscribers_add(config_path: Path, email: str, name: str, tags: str, status: str) -> None:
+    """Add EMAIL to the list."""
+    config = _load(config_path)
+    try:
+        address = check_email(email)
+    except ValueError as exc:
+        raise FeedpubError(str(exc)) from None
+    with Store(config.state_path) as store:
+        added = store.add_subscriber(
+            address, name.strip(), parse_tags(tags), status, datetime.now(UTC)
+        )
+    click.echo(f"added {added.email} ({added.status})")
+
+
+@subscribers.command("remove")
+@config_option
+@click.argument("email")
+def subscribers_remove(config_path: Path, email: str) -> None:
+    """Unsubscribe EMAIL. The record stays, marked unsubscribed, with its history."""
+    config = _load(config_path)
+    with Store(config.state_path) as store:
+        if store.subscriber(email) is None:
+            raise FeedpubError(f"{email} is not on the list")
+        store.set_status(email, "unsubscribed", datetime.now(UTC))
+    click.echo(f"unsubscribed {email}")
+
+
+@subscribers.command("list")
+@config_option
+@click.option("--status", type=click.Choice(SUBSCRIBER_STATUSES), help="Only this status.")
+def subscribers_list(config_path: Path, status: str | None) -> None:
+    """List subscribers: address, status, name and tags."""
+    config = _load(config_path)
+    with Store(config.state_path) as store:
+        listed = store.subscribers(status)
+    for s in listed:
+        tags = f"  [{'; '.join(s.tags)}]" if s.tags else ""
+        click.echo(f"{s.email}  {s.status}  {s.name}{tags}".rstrip())
+    click.echo(f"{_count(len(listed), 'subscriber')}", err=True)
+
+
+@subscribers.command("import")
+@config_option
+@click.argument("csv_file", type=click.Path(path_type=Path, dir_okay=False, exists=True))
+def subscribers_import(config_path: Path, csv_file: Path) -> None:
+    """Add the subscribers in CSV_FILE (columns: email, and optionally name, tags,
+    status). Bad rows are reported with their line numbers; the good ones are kept."""
+    config = _load(config_path)
+    try:
+        text = csv_file.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise FeedpubError(f"cannot read {csv_file}: {exc}") from None
+    rows, problems = read_csv(text, str(csv_file))
+    with Store(config.state_path) as store:
+        entries = [(row.email, row.name, row.tags, row.status) for row in rows]
+        added = store.add_subscribers(entries, datetime.now(UTC))
+    _report(tuple(problems))
+    click.echo(
+        f"imported {added}, {len(rows) - added} already on the list, "
+        f"{_count(len(problems), 'bad row')}"
+    )
+    if problems:
+        raise click.exceptions.Exit(1)
+
+
+@subscribers.command("export")
+@config_option
+def subscribers_export(config_path: Path) -> None:
+    """Write every subscriber as CSV to standard output (without tokens)."""
+    config = _load(config_path)
+    with Store(config.state_path) as store:
+        click.echo(write_csv(store.subscribers()), nl=False)
 
 
 def main() -> None:

@@ -3,18 +3,23 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable, Sequence
 from collections.abc import Set as AbstractSet
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 
 from feedpub.collector import Collection, collect, select
 from feedpub.config import Config
 from feedpub.content.post import render_post
-from feedpub.digest import plan_issue, render_issue
-from feedpub.errors import ProblemsError
+from feedpub.content.text import term_slug
+from feedpub.delivery import Deliverer
+from feedpub.digest import IssuePlan, plan_issue, render_issue
+from feedpub.errors import DeliveryError, ProblemsError
 from feedpub.feeds import FILE_NAMES, RENDERERS, STYLESHEET_NAME, plan_feeds
-from feedpub.model import Issue, Post, Problem, RenderedPost
+from feedpub.mail import build_message, dkim_sign
+from feedpub.model import Issue, Post, Problem, Recipient, RenderedPost
 from feedpub.output import SyncReport, sync_outputs
+from feedpub.store import Delivery, Store, Variant
 from feedpub.theme import template_path
 
 # Files a build owns in the output folder; it removes those it no longer makes.
@@ -103,3 +108,201 @@ def compose_digest(
         config.feeds.summary_length,
     )
     return DigestDraft(issue, collection)
+
+
+@dataclass(frozen=True, slots=True)
+class PlannedCopy:
+    """What --dry-run shows: who would get which issue, and what is in it."""
+
+    email: str
+    issue: int
+    what: str
+
+
+@dataclass
+class SendReport:
+    issues: list[int] = field(default_factory=list)
+    new_issue: int | None = None
+    sent: int = 0
+    failed: int = 0
+    skipped: int = 0
+    deferred: int = 0
+    failures: list[str] = field(default_factory=list)
+    planned: list[PlannedCopy] = field(default_factory=list)
+    problems: tuple[Problem, ...] = ()
+
+
+Progress = Callable[[int, int], None]
+
+
+def variant_key(tags: Sequence[str]) -> str:
+    """Subscribers with the same tag preferences share one rendered variant."""
+    return ",".join(sorted({term_slug(t) for t in tags}))
+
+
+def _variant_plan(
+    plan: IssuePlan, published: Sequence[Post], key: str, limit: int
+) -> IssuePlan | None:
+    """The part of ``plan`` for subscribers who want only the terms in ``key``."""
+    if not key:
+        return plan
+    wanted = set(key.split(","))
+    covered = set(plan.covered)
+    matching = [
+        p
+        for p in published
+        if p.id in covered and wanted & {term_slug(t) for t in (*p.tags, *p.categories)}
+    ]
+    if not matching:
+        return None
+    return IssuePlan(tuple(matching[:limit]), tuple(p.id for p in matching))
+
+
+class DigestSender:
+    """Sends the digest: first whatever an earlier run left unsent, then the next
+    issue if there are new posts. Every step is committed before the next, so a
+    run stopped at any point is finished by the next one."""
+
+    def __init__(
+        self,
+        config: Config,
+        store: Store,
+        deliverer: Deliverer,
+        *,
+        clock: Callable[[], datetime],
+        sleep: Callable[[float], None] = time.sleep,
+        progress: Progress | None = None,
+    ) -> None:
+        self.config = config
+        self.newsletter = config.require_newsletter()
+        self.store = store
+        self.deliverer = deliverer
+        self.clock = clock
+        self.sleep = sleep
+        self.progress = progress
+        smtp = config.smtp
+        self.max_attempts = smtp.max_attempts if smtp else 1
+        self.retry_delay = smtp.retry_delay if smtp else 0.0
+        self.dkim_key = None
+        if smtp and smtp.dkim:
+            try:
+                self.dkim_key = smtp.dkim.key_file.read_bytes()
+            except OSError as exc:
+                raise DeliveryError(
+                    f"cannot read the DKIM key {smtp.dkim.key_file}: {exc}"
+                ) from None
+
+    def run(self, *, dry_run: bool = False) -> SendReport:
+        report = SendReport()
+        for number in self.store.unfinished_issues():
+            report.issues.append(number)
+            if dry_run:
+                report.planned.extend(
+                    PlannedCopy(d.email, number, "left unsent by an earlier run")
+                    for d in self.store.open_deliveries(number)
+                )
+            else:
+                self._deliver(number, report)
+        new_number = self._compose(report, dry_run)
+        if new_number is not None and not dry_run:
+            self._deliver(new_number, report)
+        return report
+
+    def _compose(self, report: SendReport, dry_run: bool) -> int | None:
+        config, newsletter = self.config, self.newsletter
+        now = self.clock()
+        collection = collect(config.content, config.site)
+        report.problems = collection.problems
+        published = select(collection.posts, now)
+        plan = plan_issue(published, self.store.included_post_ids(), newsletter.max_posts)
+        if plan is None:
+            return None
+        number = self.store.next_issue_number()
+        subscribers = self.store.subscribers("active")
+        plans = {
+            key: _variant_plan(plan, published, key, newsletter.max_posts)
+            for key in sorted({variant_key(s.tags) for s in subscribers} | {""})
+        }
+        if dry_run:
+            for s in subscribers:
+                variant = plans[variant_key(s.tags)]
+                what = (
+                    f"{len(variant.posts)} post(s)"
+                    if variant
+                    else "nothing: no post has their tags"
+                )
+                report.planned.append(PlannedCopy(s.email, number, what))
+            report.new_issue = number
+            return number
+        variants: dict[str, Variant] = {}
+        for key, variant_plan in plans.items():
+            if variant_plan is not None:
+                issue = render_issue(
+                    variant_plan,
+                    number,
+                    now,
+                    config.site,
+                    newsletter,
+                    config.templates_dir,
+                    config.feeds.summary_length,
+                )
+                variants[key] = Variant(issue.subject, issue.html, issue.text)
+        recipients = [
+            (s, variant_key(s.tags) if plans[variant_key(s.tags)] is not None else None)
+            for s in subscribers
+        ]
+        self.store.record_issue(
+            number, now, variants[""].subject, plan.covered, variants, recipients
+        )
+        report.issues.append(number)
+        report.new_issue = number
+        report.skipped += sum(variant is None for _, variant in recipients)
+        return number
+
+    def _deliver(self, number: int, report: SendReport) -> None:
+        open_deliveries = self.store.open_deliveries(number)
+        issue_time = self.store.issue_time(number)
+        variants: dict[str, Variant] = {}
+        for done, delivery in enumerate(open_deliveries, start=1):
+            key = delivery.variant or ""
+            if key not in variants:
+                variants[key] = self.store.variant(number, key)
+            variant = variants[key]
+            issue = Issue(
+                number, issue_time, variant.subject, (), (), 0, variant.html, variant.text
+            )
+            recipient = Recipient(delivery.email, delivery.name, delivery.token)
+            message = build_message(issue, recipient, self.newsletter)
+            data = message.as_bytes()
+            if self.dkim_key is not None and self.config.smtp and self.config.smtp.dkim:
+                data = dkim_sign(data, self.config.smtp.dkim, self.dkim_key)
+            name = message["Message-ID"].strip("<>").partition("@")[0]
+            self._attempt(delivery, data, name, report, left=len(open_deliveries) - done)
+            if self.progress:
+                self.progress(done, len(open_deliveries))
+
+    def _attempt(
+        self, delivery: Delivery, data: bytes, name: str, report: SendReport, left: int
+    ) -> None:
+        sender = self.newsletter.sender_email
+        for attempt in range(1, self.max_attempts + 1):
+            self.store.mark_sending(delivery, self.clock())
+            outcome = self.deliverer.send(data, sender, delivery.email, name)
+            if outcome.result == "sent":
+                self.store.mark_done(delivery, "sent", outcome.reply, self.clock())
+                report.sent += 1
+                return
+            if outcome.result == "permanent":
+                self.store.mark_done(delivery, "failed", outcome.reply, self.clock())
+                report.failed += 1
+                report.failures.append(f"{delivery.email}: {outcome.reply}")
+                return
+            if attempt < self.max_attempts:
+                self.sleep(min(self.retry_delay * 2 ** (attempt - 1), 60.0))
+        self.store.mark_done(delivery, "pending", outcome.reply, self.clock())
+        report.deferred += 1
+        if outcome.connection:
+            raise DeliveryError(
+                f"{outcome.reply}; issue #{delivery.issue} is recorded and "
+                f"{left + 1} message(s) wait for the next run"
+            )
