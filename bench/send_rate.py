@@ -1,0 +1,99 @@
+"""Messages per second from 'feedpub digest send' to a local SMTP sink.
+
+    python bench/send_rate.py [RUNS] [SIZES...]
+
+For each size (default 1,000 and 10,000 subscribers) and each of RUNS runs
+(default 3), builds a fresh state file with that many active subscribers,
+starts aiosmtpd's Sink handler in its own process on loopback, and times one
+full send (compose, render, record, deliver every message, each delivery
+committed before and after). Prints the median rate. Run by hand.
+"""
+
+from __future__ import annotations
+
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import replace
+from pathlib import Path
+
+from corpus import NOW, write_corpus
+
+from feedpub.config import SmtpConfig, load_config
+from feedpub.delivery import SMTPDeliverer
+from feedpub.pipeline import DigestSender
+from feedpub.store import Store
+
+
+def _port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def _sink(port: int) -> subprocess.Popen[bytes]:
+    sink = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "aiosmtpd",
+            "-n",
+            "-c",
+            "aiosmtpd.handlers.Sink",
+            "-l",
+            f"127.0.0.1:{port}",
+        ],
+    )
+    for _ in range(100):
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+            return sink
+        except OSError:
+            time.sleep(0.05)
+    raise RuntimeError("the SMTP sink did not start")
+
+
+def one_run(folder: Path, subscribers: int) -> float:
+    config = load_config(write_corpus(folder, 200))
+    port = _port()
+    smtp = SmtpConfig("127.0.0.1", port, "none", None, "UNUSED", 30, 0, 3, 0, None, None)
+    config = replace(config, smtp=smtp, state_path=folder / "state.db")
+    with Store(config.state_path) as store:
+        store.add_subscribers(
+            [(f"reader{i}@example.net", f"Reader {i}", (), "active") for i in range(subscribers)],
+            NOW,
+        )
+    sink = _sink(port)
+    try:
+        with Store(config.state_path) as store:
+            deliverer = SMTPDeliverer(smtp, None)
+            sender = DigestSender(config, store, deliverer, clock=lambda: NOW)
+            started = time.perf_counter()
+            report = sender.run()
+            elapsed = time.perf_counter() - started
+            deliverer.close()
+        assert report.sent == subscribers, report
+    finally:
+        sink.terminate()
+        sink.wait()
+    return subscribers / elapsed
+
+
+def main(runs: int, sizes: list[int]) -> None:
+    for size in sizes:
+        rates = []
+        for _ in range(runs):
+            with tempfile.TemporaryDirectory() as folder:
+                rates.append(one_run(Path(folder), size))
+        print(
+            f"{size:>6} subscribers: median {statistics.median(rates):.0f} messages/s "
+            f"(runs: {', '.join(f'{r:.0f}' for r in rates)})"
+        )
+
+
+if __name__ == "__main__":
+    arguments = [int(a) for a in sys.argv[1:]]
+    main(arguments[0] if arguments else 3, arguments[1:] or [1000, 10000])
