@@ -39,6 +39,8 @@ CRON_FIELDS = (
     ),
     ("weekday", 0, 7, ("sun", "mon", "tue", "wed", "thu", "fri", "sat")),
 )
+_INTERVAL = re.compile(r"(\d+)\s*([smh])")
+INTERVAL_SECONDS = {"s": 1, "m": 60, "h": 3600}
 _CRON_PART = re.compile(r"(\*|(\w+)(?:-(\w+))?)(?:/(\d+))?")
 TAXONOMIES = ("tags", "categories")
 PERMALINK_FIELDS = ("slug", "year", "month", "day")
@@ -131,6 +133,7 @@ class Config:
     state_path: Path
     outbox_dir: Path
     smtp: SmtpConfig | None
+    build_schedule: str
     warnings: tuple[Problem, ...]
 
     def require_newsletter(self) -> NewsletterConfig:
@@ -382,6 +385,27 @@ def cron_problem(expression: str) -> str | None:
     return None
 
 
+def interval_seconds(expression: str) -> int | None:
+    """Seconds in an interval such as ``15m``, ``90s`` or ``2h``; None for anything else."""
+    match = _INTERVAL.fullmatch(expression.strip())
+    if match is None:
+        return None
+    return int(match.group(1)) * INTERVAL_SECONDS[match.group(2)]
+
+
+def _build_schedule(section: _Section) -> str:
+    value = section.text("build", "15m")
+    seconds = interval_seconds(value)
+    if seconds is not None:
+        if seconds < 10:
+            section.error("build", f"expected an interval of at least 10s, got {value!r}")
+        return value
+    problem = cron_problem(value)
+    if problem:
+        section.error("build", f"expected an interval such as 15m or a cron schedule; {problem}")
+    return value
+
+
 def _token_url(section: _Section, key: str, default: str, site_url: str) -> str:
     pattern = section.text(key, default)
     if "{token}" not in pattern:
@@ -543,7 +567,9 @@ def load_config(path: Path) -> Config:
     if root.raw("smtp") is not _MISSING:
         sections["smtp"] = root.section("smtp")
         smtp = _smtp(sections["smtp"], base)
-    for section in (*sections.values(), state, root):
+    schedule = root.section("schedule")
+    build_schedule = _build_schedule(schedule)
+    for section in (*sections.values(), state, schedule, root):
         section.warn_unknown()
 
     errors = [p for p in problems if p.severity is Severity.ERROR]
@@ -559,5 +585,6 @@ def load_config(path: Path) -> Config:
         state_path,
         outbox_dir,
         smtp,
+        build_schedule,
         tuple(problems),
     )

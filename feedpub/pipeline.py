@@ -130,6 +130,7 @@ class SendReport:
     failures: list[str] = field(default_factory=list)
     planned: list[PlannedCopy] = field(default_factory=list)
     problems: tuple[Problem, ...] = ()
+    stopped: bool = False
 
 
 Progress = Callable[[int, int], None]
@@ -172,6 +173,7 @@ class DigestSender:
         clock: Callable[[], datetime],
         sleep: Callable[[float], None] = time.sleep,
         progress: Progress | None = None,
+        stop: Callable[[], bool] = lambda: False,
     ) -> None:
         self.config = config
         self.newsletter = config.require_newsletter()
@@ -180,6 +182,7 @@ class DigestSender:
         self.clock = clock
         self.sleep = sleep
         self.progress = progress
+        self.stop = stop
         smtp = config.smtp
         self.max_attempts = smtp.max_attempts if smtp else 1
         self.retry_delay = smtp.retry_delay if smtp else 0.0
@@ -203,6 +206,8 @@ class DigestSender:
                 )
             else:
                 self._deliver(number, report)
+        if report.stopped:
+            return report
         new_number = self._compose(report, dry_run)
         if new_number is not None and not dry_run:
             self._deliver(new_number, report)
@@ -264,6 +269,9 @@ class DigestSender:
         issue_time = self.store.issue_time(number)
         variants: dict[str, Variant] = {}
         for done, delivery in enumerate(open_deliveries, start=1):
+            if self.stop():  # asked to shut down: the rest stays pending for the next run
+                report.stopped = True
+                return
             key = delivery.variant or ""
             if key not in variants:
                 variants[key] = self.store.variant(number, key)

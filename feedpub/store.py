@@ -68,6 +68,14 @@ MIGRATIONS: tuple[str, ...] = (
     );
     CREATE INDEX deliveries_open ON deliveries (issue, status);
     """,
+    """
+    CREATE TABLE runs (
+        job TEXT PRIMARY KEY,
+        last_started TEXT,
+        last_success TEXT,
+        last_outcome TEXT
+    );
+    """,
 )
 
 
@@ -109,6 +117,10 @@ def _subscriber(row: sqlite3.Row) -> Subscriber:
         created_at=datetime.fromisoformat(row["created_at"]),
         updated_at=datetime.fromisoformat(row["updated_at"]),
     )
+
+
+def _moment(text: str | None) -> datetime | None:
+    return datetime.fromisoformat(text) if text else None
 
 
 def _delivery(row: sqlite3.Row) -> Delivery:
@@ -360,6 +372,28 @@ class Store:
             "SELECT status, COUNT(*) FROM deliveries WHERE issue = ? GROUP BY status", (number,)
         )
         return {row[0]: row[1] for row in rows}
+
+    # When scheduled jobs last ran: the daemon's catch-up is decided from this.
+
+    def run_started(self, job: str, now: datetime) -> None:
+        with self._transaction() as db:
+            db.execute(
+                "INSERT INTO runs (job, last_started) VALUES (?, ?)"
+                " ON CONFLICT (job) DO UPDATE SET last_started = excluded.last_started",
+                (job, _stamp(now)),
+            )
+
+    def run_finished(self, job: str, now: datetime, outcome: str, success: bool) -> None:
+        with self._transaction() as db:
+            db.execute(
+                "UPDATE runs SET last_outcome = ?,"
+                " last_success = CASE WHEN ? THEN ? ELSE last_success END WHERE job = ?",
+                (outcome, success, _stamp(now), job),
+            )
+
+    def last_success(self, job: str) -> datetime | None:
+        row = self._db.execute("SELECT last_success FROM runs WHERE job = ?", (job,)).fetchone()
+        return _moment(row[0]) if row else None
 
     def deliveries(self, number: int) -> list[Delivery]:
         rows = self._db.execute(

@@ -347,10 +347,27 @@ def test_throttle_spaces_sends() -> None:
 
 def test_schema_versions(tmp_path: Path) -> None:
     path = tmp_path / "state.db"
-    with Store(path) as store:
-        assert store.schema_version == 1
     import sqlite3
 
+    from feedpub.store import MIGRATIONS
+
+    with Store(path) as store:
+        assert store.schema_version == len(MIGRATIONS) == 2
+    older = tmp_path / "older.db"  # a file from before the runs table: migrated on open
+    db = sqlite3.connect(older)
+    for statement in MIGRATIONS[0].split(";"):
+        db.execute(statement)
+    db.execute("PRAGMA user_version = 1")
+    db.execute(
+        "INSERT INTO subscribers (email, email_key, status, token, created_at, updated_at)"
+        " VALUES ('a@example.org', 'a@example.org', 'active', 't', '2026-01-01', '2026-01-01')"
+    )
+    db.commit()
+    db.close()
+    with Store(older) as store:
+        assert store.schema_version == 2
+        assert store.last_success("digest") is None
+        assert [s.email for s in store.subscribers()] == ["a@example.org"]
     db = sqlite3.connect(path)
     assert db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
     db.execute("PRAGMA user_version = 99")
