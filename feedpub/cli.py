@@ -25,6 +25,7 @@ from feedpub.mail import build_message
 from feedpub.model import SUBSCRIBER_STATUSES, Problem, Recipient, Severity
 from feedpub.output import write_atomic
 from feedpub.pipeline import DigestSender, build_feeds, compose_digest
+from feedpub.scheduler import Daemon, configure_logging, next_fire, run_once, send_summary
 from feedpub.store import Store, exclusive_lock
 from feedpub.subscribers import check_email, parse_tags, read_csv, write_csv
 
@@ -85,6 +86,11 @@ def _report(problems: tuple[Problem, ...]) -> None:
 def cli(ctx: click.Context, verbose: bool) -> None:
     """Publish RSS, Atom and JSON feeds and email digests from Markdown posts."""
     ctx.obj = verbose
+
+
+def now() -> datetime:
+    """The clock the stages are given; everything below the CLI takes time as an argument."""
+    return datetime.now(UTC)
 
 
 def _content_summary(collection: Collection, now: datetime) -> str:
@@ -385,6 +391,64 @@ def subscribers_export(config_path: Path) -> None:
     config = _load(config_path)
     with Store(config.state_path) as store:
         click.echo(write_csv(store.subscribers()), nl=False)
+
+
+@cli.command("run")
+@config_option
+@click.option("-q", "--quiet", is_flag=True, help="Print nothing but problems.")
+def run_command(config_path: Path, quiet: bool) -> None:
+    """Build the feeds, then send the digest if one is due: for cron or systemd timers.
+
+    A digest is due when a time of newsletter.schedule has passed since the last
+    successful send (or none was ever sent).
+    """
+    config = _load(config_path)
+    with exclusive_lock(config.state_path, "run"):
+        build, send = run_once(config, _deliverer, now)
+    _report(build.problems)
+    if send is not None:
+        _report(send.problems)
+        for failure in send.failures:
+            click.echo(f"failed: {failure}", err=True)
+    if quiet:
+        return
+    feeds = build.feeds
+    click.echo(
+        f"{_content_summary(build.collection, now())}; feeds: {len(feeds.written)} written, "
+        f"{len(feeds.unchanged)} unchanged, {len(feeds.removed)} removed"
+    )
+    if config.newsletter is None:
+        click.echo("digest: no newsletter section in the config")
+    elif send is None:
+        nxt = next_fire(config.newsletter.schedule, config.site.timezone, now())
+        click.echo(f"digest: not due; next at {nxt.isoformat()}")
+    else:
+        where = f" (to {config.outbox_dir})" if config.smtp is None else ""
+        click.echo(f"digest: {send_summary(send)}{where}")
+
+
+@cli.command()
+@config_option
+@click.option(
+    "--log-format",
+    type=click.Choice(["text", "json"]),
+    default="text",
+    show_default=True,
+    help="json writes one JSON object per line, for log collectors.",
+)
+@click.pass_context
+def daemon(ctx: click.Context, config_path: Path, log_format: str) -> None:
+    """Run until stopped: build the feeds on schedule.build and send the digest on
+    newsletter.schedule, both in site.timezone.
+
+    A digest whose time passed while the daemon was down is sent once at start.
+    SIGTERM or SIGINT stops it after the message being sent; SIGHUP reloads the
+    config (a bad one is reported and the old one kept). Logs go to stderr.
+    """
+    config = _load(config_path)
+    configure_logging(log_format, verbose=bool(ctx.obj))
+    with exclusive_lock(config.state_path, "daemon"):
+        Daemon(config, _deliverer).run()
 
 
 def main() -> None:

@@ -1,0 +1,339 @@
+"""When things run: the daemon (APScheduler) and the one-shot 'feedpub run'.
+The only module that imports APScheduler. It decides *when*; the work itself is
+the same pipeline functions the CLI calls.
+
+The decisions are pure functions of (schedule, last run, now); the daemon's
+catch-up reads the last run from the state database, never from memory.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import signal
+import threading
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from types import FrameType
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from apscheduler.events import (
+    EVENT_JOB_ERROR,
+    EVENT_JOB_MAX_INSTANCES,
+    EVENT_JOB_MISSED,
+    JobExecutionEvent,
+)
+from apscheduler.schedulers.blocking import BlockingScheduler
+from apscheduler.triggers.base import BaseTrigger
+from apscheduler.triggers.cron import CronTrigger
+from apscheduler.triggers.interval import IntervalTrigger
+
+from feedpub.config import Config, interval_seconds, load_config
+from feedpub.delivery import Deliverer
+from feedpub.errors import FeedpubError
+from feedpub.pipeline import BuildReport, DigestSender, SendReport, build_feeds
+from feedpub.store import Store
+
+log = logging.getLogger("feedpub")
+
+DIGEST_JOB = "digest"
+BUILD_JOB = "build"
+_WEEKDAYS = ("sun", "mon", "tue", "wed", "thu", "fri", "sat")
+
+
+def _weekday_numbers(part: str) -> list[int]:
+    """The days (0 = Sunday, as in crontab) one comma part names."""
+    base, _, step_text = part.lower().partition("/")
+    step = int(step_text) if step_text else 1
+
+    def number(word: str) -> int:
+        return _WEEKDAYS.index(word) if word in _WEEKDAYS else int(word) % 7
+
+    if base == "*":
+        days = list(range(7))
+    elif "-" in base:
+        first, last = base.split("-")
+        low, high = number(first), int(last) if last.isdigit() else _WEEKDAYS.index(last)
+        days = [d % 7 for d in range(low, high + 1)]
+    else:
+        days = [number(base)]
+    return days[::step] if step_text else days
+
+
+class WallClockCronTrigger(CronTrigger):  # type: ignore[misc]
+    """Fires once per wall-clock time, as cron does: when clocks fall back, the
+    hour that repeats does not fire a second time."""
+
+    def get_next_fire_time(self, previous: datetime | None, now: datetime) -> datetime | None:
+        fire: datetime | None = super().get_next_fire_time(previous, now)
+        if fire is not None and previous is not None:
+            wall = previous.astimezone(self.timezone).replace(tzinfo=None)
+            if fire.replace(tzinfo=None) <= wall:
+                # The wall clock has not moved past the last fire: look from just
+                # after it, in the later of the two hours that share its time.
+                after = (wall + timedelta(microseconds=1)).replace(tzinfo=self.timezone, fold=1)
+                fire = super().get_next_fire_time(None, after)
+        return fire
+
+
+def cron_trigger(expression: str, zone: ZoneInfo) -> CronTrigger:
+    """A crontab schedule with crontab's weekdays (APScheduler 3 counts 0 as Monday)."""
+    minute, hour, day, month, weekday = expression.split()
+    if weekday != "*":
+        days = sorted({d for part in weekday.split(",") for d in _weekday_numbers(part)})
+        weekday = ",".join(_WEEKDAYS[d] for d in days)
+    return WallClockCronTrigger(
+        minute=minute, hour=hour, day=day, month=month, day_of_week=weekday, timezone=zone
+    )
+
+
+def trigger(expression: str, zone: ZoneInfo) -> BaseTrigger:
+    """An interval (``15m``) or a crontab expression, as config.py accepted it."""
+    seconds = interval_seconds(expression)
+    if seconds is not None:
+        return IntervalTrigger(seconds=seconds, timezone=zone)
+    return cron_trigger(expression, zone)
+
+
+def next_fire(expression: str, zone: ZoneInfo, after: datetime) -> datetime:
+    """The first scheduled time strictly after ``after``."""
+    fire: datetime | None = cron_trigger(expression, zone).get_next_fire_time(
+        after, after + timedelta(microseconds=1)
+    )
+    assert fire is not None
+    return fire
+
+
+def digest_due(
+    expression: str, zone: ZoneInfo, last_success: datetime | None, now: datetime
+) -> bool:
+    """Whether a scheduled digest time has passed since the last successful send.
+
+    Never sent: due. Otherwise due when the first scheduled time after the last
+    success is not in the future, however many were missed (they make one send).
+    """
+    return last_success is None or next_fire(expression, zone, last_success) <= now
+
+
+def send_job(
+    config: Config,
+    deliverer: Deliverer,
+    now: Callable[[], datetime],
+    stop: Callable[[], bool] = lambda: False,
+) -> SendReport:
+    """Send the digest and record the run; a failed run leaves the last success
+    where it was, so the next check finds the digest still due."""
+    with Store(config.state_path) as store:
+        store.run_started(DIGEST_JOB, now())
+        try:
+            report = DigestSender(config, store, deliverer, clock=now, stop=stop).run()
+        except Exception as exc:
+            store.run_finished(DIGEST_JOB, now(), f"failed: {exc}", success=False)
+            raise
+        finally:
+            deliverer.close()
+        done = not report.stopped and report.deferred == 0
+        store.run_finished(DIGEST_JOB, now(), send_summary(report), success=done)
+    return report
+
+
+def run_once(
+    config: Config, make_deliverer: Callable[[Config], Deliverer], now: Callable[[], datetime]
+) -> tuple[BuildReport, SendReport | None]:
+    """'feedpub run': build the feeds, then send the digest if one is due."""
+    build = build_feeds(config, now())
+    if config.newsletter is None:
+        return build, None
+    with Store(config.state_path) as store:
+        last = store.last_success(DIGEST_JOB)
+    if not digest_due(config.newsletter.schedule, config.site.timezone, last, now()):
+        return build, None
+    return build, send_job(config, make_deliverer(config), now)
+
+
+def send_summary(report: SendReport) -> str:
+    if not report.issues:
+        return "nothing to send"
+    issues = ", ".join(f"#{n}" for n in report.issues)
+    return (
+        f"issue {issues}: {report.sent} sent, {report.failed} failed, {report.skipped} skipped, "
+        f"{report.deferred} deferred" + (" (stopped early)" if report.stopped else "")
+    )
+
+
+def build_summary(report: BuildReport) -> str:
+    feeds = report.feeds
+    return (
+        f"{report.published} published posts, {len(report.problems)} problems; feeds: "
+        f"{len(feeds.written)} written, {len(feeds.unchanged)} unchanged, "
+        f"{len(feeds.removed)} removed ({report.seconds:.2f} s)"
+    )
+
+
+class JsonFormatter(logging.Formatter):
+    """One JSON object per line, for log collectors."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        entry: dict[str, Any] = {
+            "time": datetime.fromtimestamp(record.created, UTC).isoformat(),
+            "level": record.levelname.lower(),
+            "message": record.getMessage(),
+        }
+        entry.update(getattr(record, "fields", {}))
+        return json.dumps(entry, ensure_ascii=False)
+
+
+def configure_logging(log_format: str, verbose: bool = False) -> None:
+    handler = logging.StreamHandler()
+    if log_format == "json":
+        handler.setFormatter(JsonFormatter())
+    else:
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(logging.INFO)
+    logging.getLogger("apscheduler").setLevel(logging.INFO if verbose else logging.WARNING)
+
+
+class Daemon:
+    """Feed builds on ``schedule.build`` and digests on ``newsletter.schedule``,
+    in ``site.timezone``, with jobs made afresh from the config at every start."""
+
+    def __init__(
+        self,
+        config: Config,
+        make_deliverer: Callable[[Config], Deliverer],
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ) -> None:
+        self.config = config
+        self.make_deliverer = make_deliverer
+        self.clock = clock
+        self.stopping = threading.Event()
+        self.scheduler = BlockingScheduler(timezone=config.site.timezone)
+        self.scheduler.add_listener(
+            self._job_event, EVENT_JOB_ERROR | EVENT_JOB_MISSED | EVENT_JOB_MAX_INSTANCES
+        )
+
+    def _job_options(self) -> dict[str, Any]:
+        # Late runs still run (no grace limit), missed ones make one run, and a
+        # job still going is never started a second time.
+        return {
+            "max_instances": 1,
+            "coalesce": True,
+            "misfire_grace_time": None,
+            "replace_existing": True,
+        }
+
+    def _schedule(self, start: bool) -> None:
+        config = self.config
+        zone = config.site.timezone
+        first_build = self.clock() if start else None
+        self.scheduler.add_job(
+            self._build,
+            trigger(config.build_schedule, zone),
+            id=BUILD_JOB,
+            next_run_time=first_build or None,
+            **self._job_options(),
+        )
+        if config.newsletter is None:
+            return
+        schedule = config.newsletter.schedule
+        options = self._job_options()
+        with Store(config.state_path) as store:
+            last = store.last_success(DIGEST_JOB)
+        if start and digest_due(schedule, zone, last, self.clock()):
+            log.info(
+                "digest is due (last sent %s): sending now", last.isoformat() if last else "never"
+            )
+            options["next_run_time"] = self.clock()
+        self.scheduler.add_job(self._send, cron_trigger(schedule, zone), id=DIGEST_JOB, **options)
+
+    def _build(self) -> None:
+        log.info("build started", extra={"fields": {"job": BUILD_JOB, "event": "start"}})
+        report = build_feeds(self.config, self.clock())
+        log.info(
+            "build finished: " + build_summary(report),
+            extra={
+                "fields": {
+                    "job": BUILD_JOB,
+                    "event": "end",
+                    "written": len(report.feeds.written),
+                    "unchanged": len(report.feeds.unchanged),
+                    "removed": len(report.feeds.removed),
+                    "published": report.published,
+                    "seconds": round(report.seconds, 3),
+                }
+            },
+        )
+
+    def _send(self) -> None:
+        log.info("digest started", extra={"fields": {"job": DIGEST_JOB, "event": "start"}})
+        report = send_job(
+            self.config, self.make_deliverer(self.config), self.clock, stop=self.stopping.is_set
+        )
+        log.info(
+            "digest finished: " + send_summary(report),
+            extra={
+                "fields": {
+                    "job": DIGEST_JOB,
+                    "event": "end",
+                    "issues": report.issues,
+                    "sent": report.sent,
+                    "failed": report.failed,
+                    "skipped": report.skipped,
+                    "deferred": report.deferred,
+                }
+            },
+        )
+
+    def _job_event(self, event: JobExecutionEvent) -> None:
+        if event.code == EVENT_JOB_ERROR:
+            reason = (
+                str(event.exception)
+                if isinstance(event.exception, FeedpubError)
+                else repr(event.exception)
+            )
+            log.error(
+                f"{event.job_id} failed: {reason}; the next run tries again",
+                extra={"fields": {"job": event.job_id, "event": "error", "reason": reason}},
+            )
+        elif event.code == EVENT_JOB_MAX_INSTANCES:
+            log.warning(
+                f"{event.job_id} is still running; this run is skipped",
+                extra={"fields": {"job": event.job_id, "event": "skipped"}},
+            )
+        else:
+            log.warning(
+                f"{event.job_id} missed its time; it runs at the next one",
+                extra={"fields": {"job": event.job_id, "event": "missed"}},
+            )
+
+    def reload(self) -> None:
+        """Read the config file again; keep the running one if the new one is bad."""
+        try:
+            fresh = load_config(self.config.path)
+        except FeedpubError as exc:
+            log.error(f"config not reloaded, keeping the running one: {exc}")
+            return
+        for warning in fresh.warnings:
+            log.warning(str(warning))
+        self.config = fresh
+        self._schedule(start=False)
+        log.info("config reloaded")
+
+    def stop(self, signum: int, frame: FrameType | None = None) -> None:
+        """Stop scheduling; a message being sent finishes and is recorded first."""
+        if not self.stopping.is_set():
+            log.info(f"{signal.Signals(signum).name} received: stopping")
+            self.stopping.set()
+            self.scheduler.shutdown(wait=False)
+
+    def run(self) -> None:
+        signal.signal(signal.SIGTERM, self.stop)
+        signal.signal(signal.SIGINT, self.stop)
+        signal.signal(signal.SIGHUP, lambda signum, frame: self.reload())
+        self._schedule(start=True)
+        log.info("daemon started", extra={"fields": {"event": "start"}})
+        self.scheduler.start()
+        log.info("daemon stopped", extra={"fields": {"event": "stop"}})
