@@ -18,12 +18,11 @@ from typing import Any
 import jinja2
 from premailer import Premailer
 
+from feedpub import theme
 from feedpub.config import NewsletterConfig, SiteConfig
 from feedpub.content.post import render_post
 from feedpub.content.text import collapse_space, wrap, xml_safe
-from feedpub.errors import RenderError
 from feedpub.model import Issue, Post, RenderedPost
-from feedpub.theme import builtin_templates_dir
 
 # Stand-ins for recipient details: plain words that survive HTML parsing and
 # CSS inlining unchanged, and that no post text will contain.
@@ -34,6 +33,10 @@ PLACEHOLDERS = {
     "manage_url": "feedpubManageUrl7c1e",
 }
 TEXT_WIDTH = 72
+
+
+def _wrap_filter(text: object, width: int = TEXT_WIDTH) -> str:
+    return "\n".join(wrap(str(text), width))
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,33 +60,6 @@ def plan_issue(
     if not new:
         return None
     return IssuePlan(tuple(new[:max_posts]), tuple(post.id for post in new))
-
-
-def _environment(templates_dir: Path) -> jinja2.Environment:
-    loader = jinja2.ChoiceLoader(
-        [jinja2.FileSystemLoader(templates_dir), jinja2.FileSystemLoader(builtin_templates_dir())]
-    )
-    environment = jinja2.Environment(
-        loader=loader,
-        autoescape=jinja2.select_autoescape(enabled_extensions=("html.j2",), default=False),
-        undefined=jinja2.StrictUndefined,
-        trim_blocks=True,
-        lstrip_blocks=True,
-        keep_trailing_newline=True,
-    )
-    environment.filters["wrap"] = lambda text, width=TEXT_WIDTH: "\n".join(wrap(str(text), width))
-    return environment
-
-
-def _render(environment: jinja2.Environment, name: str, context: dict[str, Any]) -> str:
-    try:
-        return environment.get_template(name).render(context)
-    except jinja2.TemplateSyntaxError as exc:
-        raise RenderError(f"{exc.filename or name}:{exc.lineno}: {exc.message}") from None
-    except jinja2.TemplateNotFound as exc:
-        raise RenderError(f"template {exc.name} not found") from None
-    except jinja2.UndefinedError as exc:
-        raise RenderError(f"{name}: {exc.message}") from None
 
 
 def inline_css(html: str) -> str:
@@ -134,7 +110,7 @@ def render_issue(
         date=date,
         lead_title=rendered[0].post.title,
     )
-    environment = _environment(templates_dir)
+    environment = theme.environment(templates_dir, wrap=_wrap_filter)
     css_name = f"{newsletter.template}.css"
     try:
         css = environment.loader.get_source(environment, css_name)[0]  # type: ignore[union-attr]
@@ -150,8 +126,8 @@ def render_issue(
         "css": css,
         "language": site.language.lower(),
     }
-    html = inline_css(_render(environment, f"{newsletter.template}.html.j2", context))
-    text = _render(environment, f"{newsletter.template}.txt.j2", context)
+    html = inline_css(theme.render(environment, f"{newsletter.template}.html.j2", context))
+    text = theme.render(environment, f"{newsletter.template}.txt.j2", context)
     return Issue(number, now, subject, rendered, plan.covered, plan.more, html, text)
 
 
