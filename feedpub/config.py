@@ -123,6 +123,15 @@ class SmtpConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class WebConfig:
+    host: str
+    port: int
+    public_url: str
+    secret_env: str
+    confirm_hours: int
+
+
+@dataclass(frozen=True, slots=True)
 class Config:
     path: Path
     site: SiteConfig
@@ -134,6 +143,7 @@ class Config:
     outbox_dir: Path
     smtp: SmtpConfig | None
     build_schedule: str
+    web: WebConfig
     warnings: tuple[Problem, ...]
 
     def require_newsletter(self) -> NewsletterConfig:
@@ -531,6 +541,25 @@ def _smtp(section: _Section, base: Path) -> SmtpConfig:
     )
 
 
+def _web(section: _Section, site_url: str) -> WebConfig:
+    port = section.integer("port", 8080, minimum=1)
+    if port > 65535:
+        section.error("port", f"expected a port number up to 65535, got the number {port}")
+    public_url = section.text("public_url", "") or site_url  # site.url is checked as site.url
+    if section.raw("public_url") is not _MISSING and urlsplit(public_url).scheme not in (
+        "http",
+        "https",
+    ):
+        section.error("public_url", f"expected an absolute http(s) URL, got {public_url!r}")
+    return WebConfig(
+        host=section.text("host", "127.0.0.1"),
+        port=port,
+        public_url=public_url if public_url.endswith("/") else public_url + "/",
+        secret_env=section.text("secret_env", "FEEDPUB_SECRET_KEY"),
+        confirm_hours=section.integer("confirm_hours", 48, minimum=1),
+    )
+
+
 def load_config(path: Path) -> Config:
     """Read and validate ``path``; raise ``ConfigError`` naming every problem."""
     label = str(path)
@@ -569,7 +598,9 @@ def load_config(path: Path) -> Config:
         smtp = _smtp(sections["smtp"], base)
     schedule = root.section("schedule")
     build_schedule = _build_schedule(schedule)
-    for section in (*sections.values(), state, schedule, root):
+    web_section = root.section("web")
+    web = _web(web_section, site.url)
+    for section in (*sections.values(), state, schedule, web_section, root):
         section.warn_unknown()
 
     errors = [p for p in problems if p.severity is Severity.ERROR]
@@ -586,5 +617,6 @@ def load_config(path: Path) -> Config:
         outbox_dir,
         smtp,
         build_schedule,
+        web,
         tuple(problems),
     )

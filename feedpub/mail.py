@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import html
 import re
+from datetime import datetime
 from email import policy as email_policy
 from email.headerregistry import Address, BaseHeader, HeaderRegistry, UnstructuredHeader
 from email.message import EmailMessage
@@ -98,6 +99,29 @@ def build_message(issue: Issue, recipient: Recipient, newsletter: NewsletterConf
     )
     # A boundary derived from the Message-ID keeps a re-sent copy byte-identical.
     message.set_boundary("feedpub-" + short_digest(message["Message-ID"]) * 2)
+    return message
+
+
+def build_confirmation(
+    newsletter: NewsletterConfig,
+    email: str,
+    name: str,
+    link: str,
+    now: datetime,
+    text: str,
+    html_body: str,
+) -> EmailMessage:
+    """The double opt-in message: rendered text and HTML, sent to one address."""
+    message = EmailMessage(policy=SMTP_POLICY)
+    message["From"] = Address(_clean(newsletter.sender_name), addr_spec=newsletter.sender_email)
+    message["To"] = Address(_clean(name), addr_spec=email)
+    message["Subject"] = _clean(f"Confirm your subscription: {newsletter.title}")
+    message["Date"] = format_datetime(now)
+    domain = newsletter.sender_email.rpartition("@")[2]
+    message["Message-ID"] = f"<feedpub.confirm.{short_digest(link)}@{domain}>"
+    message["Auto-Submitted"] = "auto-generated"
+    message.set_content(text, cte="base64")
+    message.add_alternative(html_body, subtype="html", cte="base64")
     return message
 
 

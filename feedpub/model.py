@@ -133,3 +133,4 @@ class Subscriber:
     tags: tuple[str, ...]
     created_at: datetime
     updated_at: datetime
+    paused: bool = False

@@ -223,7 +223,7 @@ class DigestSender:
         if plan is None:
             return None
         number = self.store.next_issue_number()
-        subscribers = self.store.subscribers("active")
+        subscribers = self.store.recipients()
         plans = {
             key: _variant_plan(plan, published, key, newsletter.max_posts)
             for key in sorted({variant_key(s.tags) for s in subscribers} | {""})

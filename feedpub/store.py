@@ -76,6 +76,9 @@ MIGRATIONS: tuple[str, ...] = (
         last_outcome TEXT
     );
     """,
+    """
+    ALTER TABLE subscribers ADD COLUMN paused INTEGER NOT NULL DEFAULT 0;
+    """,
 )
 
 
@@ -116,6 +119,7 @@ def _subscriber(row: sqlite3.Row) -> Subscriber:
         tags=tuple(json.loads(row["tags"])),
         created_at=datetime.fromisoformat(row["created_at"]),
         updated_at=datetime.fromisoformat(row["updated_at"]),
+        paused=bool(row["paused"]),
     )
 
 
@@ -250,6 +254,34 @@ class Store:
                 (status, _stamp(now), email_key(email)),
             )
         return self.subscriber(email)
+
+    def recipients(self) -> list[Subscriber]:
+        """Who gets the next issue: active subscribers who have not paused."""
+        rows = self._db.execute(
+            "SELECT * FROM subscribers WHERE status = 'active' AND paused = 0 ORDER BY id"
+        )
+        return [_subscriber(row) for row in rows]
+
+    def set_preferences(self, token: str, tags: Sequence[str], paused: bool, now: datetime) -> None:
+        with self._transaction() as db:
+            db.execute(
+                "UPDATE subscribers SET tags = ?, paused = ?, updated_at = ? WHERE token = ?",
+                (json.dumps(list(tags), ensure_ascii=False), int(paused), _stamp(now), token),
+            )
+
+    def set_status_by_token(self, token: str, status: str, now: datetime) -> Subscriber | None:
+        with self._transaction() as db:
+            db.execute(
+                "UPDATE subscribers SET status = ?, updated_at = ? WHERE token = ?",
+                (status, _stamp(now), token),
+            )
+        return self.subscriber_by_token(token)
+
+    def issues(self) -> list[tuple[int, datetime, str]]:
+        rows = self._db.execute(
+            "SELECT number, created_at, subject FROM issues ORDER BY number DESC"
+        )
+        return [(r[0], datetime.fromisoformat(r[1]), r[2]) for r in rows]
 
     def subscribers(self, status: str | None = None) -> list[Subscriber]:
         if status is None:

@@ -352,7 +352,7 @@ def test_schema_versions(tmp_path: Path) -> None:
     from feedpub.store import MIGRATIONS
 
     with Store(path) as store:
-        assert store.schema_version == len(MIGRATIONS) == 2
+        assert store.schema_version == len(MIGRATIONS) == 3
     older = tmp_path / "older.db"  # a file from before the runs table: migrated on open
     db = sqlite3.connect(older)
     for statement in MIGRATIONS[0].split(";"):
@@ -365,7 +365,7 @@ def test_schema_versions(tmp_path: Path) -> None:
     db.commit()
     db.close()
     with Store(older) as store:
-        assert store.schema_version == 2
+        assert store.schema_version == 3
         assert store.last_success("digest") is None
         assert [s.email for s in store.subscribers()] == ["a@example.org"]
     db = sqlite3.connect(path)

@@ -22,7 +22,9 @@ from feedpub.content.text import (
 
 def _cjk(char: str) -> bool:
     """An oracle independent of the implementation's character ranges."""
-    return unicodedata.name(char, "").startswith(("CJK", "HANGUL", "HIRAGANA", "KATAKANA"))
+    return unicodedata.name(char, "").startswith(
+        ("CJK", "HANGUL", "HIRAGANA", "KATAKANA", "BOPOMOFO", "KANGXI")
+    )
 
 
 def test_xml_safe_removes_only_forbidden_characters() -> None:
