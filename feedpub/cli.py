@@ -28,6 +28,7 @@ from feedpub.pipeline import DigestSender, build_feeds, compose_digest
 from feedpub.scheduler import Daemon, configure_logging, next_fire, run_once, send_summary
 from feedpub.store import Store, exclusive_lock
 from feedpub.subscribers import check_email, parse_tags, read_csv, write_csv
+from feedpub.web import WebServer, create_app
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -436,8 +437,9 @@ def run_command(config_path: Path, quiet: bool) -> None:
     show_default=True,
     help="json writes one JSON object per line, for log collectors.",
 )
+@click.option("--serve", is_flag=True, help="Also run the web app (feedpub serve) in this process.")
 @click.pass_context
-def daemon(ctx: click.Context, config_path: Path, log_format: str) -> None:
+def daemon(ctx: click.Context, config_path: Path, log_format: str, serve: bool) -> None:
     """Run until stopped: build the feeds on schedule.build and send the digest on
     newsletter.schedule, both in site.timezone.
 
@@ -447,8 +449,34 @@ def daemon(ctx: click.Context, config_path: Path, log_format: str) -> None:
     """
     config = _load(config_path)
     configure_logging(log_format, verbose=bool(ctx.obj))
+    companions = [_web_server(config)] if serve else []
     with exclusive_lock(config.state_path, "daemon"):
-        Daemon(config, _deliverer).run()
+        Daemon(config, _deliverer, companions=companions).run()
+
+
+def _web_server(config: Config) -> WebServer:
+    secret = os.environ.get(config.web.secret_env)
+    if not secret:
+        raise FeedpubError(
+            f"the web app signs its links with a secret read from the environment variable "
+            f"{config.web.secret_env} (web.secret_env), which is not set; make one with "
+            "python3 -c 'import secrets; print(secrets.token_urlsafe(32))'"
+        )
+    return WebServer(create_app(config, secret, _deliverer), config.web.host, config.web.port)
+
+
+@cli.command()
+@config_option
+def serve(config_path: Path) -> None:
+    """Serve the web app: the feeds (with ETag, Last-Modified and gzip), the
+    subscribe form with double opt-in, unsubscribe (one-click too), preferences,
+    and the archive of past issues, on web.host:web.port.
+    """
+    config = _load(config_path)
+    config.require_newsletter()
+    server = _web_server(config)
+    click.echo(f"serving on http://{config.web.host}:{config.web.port}/ (Ctrl-C stops)", err=True)
+    server.run()
 
 
 def main() -> None:

@@ -12,10 +12,10 @@ import json
 import logging
 import signal
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
 from types import FrameType
-from typing import Any
+from typing import Any, Protocol
 from zoneinfo import ZoneInfo
 
 from apscheduler.events import (
@@ -36,6 +36,15 @@ from feedpub.pipeline import BuildReport, DigestSender, SendReport, build_feeds
 from feedpub.store import Store
 
 log = logging.getLogger("feedpub")
+
+
+class Companion(Protocol):
+    """Something that runs beside the daemon for its whole life (the web server)."""
+
+    def start(self) -> None: ...
+
+    def stop(self) -> None: ...
+
 
 DIGEST_JOB = "digest"
 BUILD_JOB = "build"
@@ -205,7 +214,9 @@ class Daemon:
         config: Config,
         make_deliverer: Callable[[Config], Deliverer],
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        companions: Sequence[Companion] = (),
     ) -> None:
+        self.companions = companions
         self.config = config
         self.make_deliverer = make_deliverer
         self.clock = clock
@@ -334,6 +345,12 @@ class Daemon:
         signal.signal(signal.SIGINT, self.stop)
         signal.signal(signal.SIGHUP, lambda signum, frame: self.reload())
         self._schedule(start=True)
+        for companion in self.companions:
+            companion.start()
         log.info("daemon started", extra={"fields": {"event": "start"}})
-        self.scheduler.start()
+        try:
+            self.scheduler.start()
+        finally:
+            for companion in self.companions:
+                companion.stop()
         log.info("daemon stopped", extra={"fields": {"event": "stop"}})
