@@ -12,23 +12,21 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from email.message import EmailMessage
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
 from feedpub import __version__
-from feedpub.collector import Collection, collect, select
 from feedpub.config import Config, load_config
-from feedpub.delivery import Deliverer, OutboxDeliverer, SMTPDeliverer
 from feedpub.errors import DeliveryError, FeedpubError, ProblemsError
-from feedpub.mail import build_message
-from feedpub.model import SUBSCRIBER_STATUSES, Problem, Recipient, Severity
-from feedpub.output import write_atomic
-from feedpub.pipeline import DigestSender, build_feeds, compose_digest
-from feedpub.scheduler import Daemon, configure_logging, next_fire, run_once, send_summary
-from feedpub.store import Store, exclusive_lock
-from feedpub.subscribers import check_email, parse_tags, read_csv, write_csv
-from feedpub.web import WebServer, create_app
+from feedpub.model import SUBSCRIBER_STATUSES, Problem, Severity
+
+# Each command imports the stages it uses, so that 'feedpub build' never loads
+# the mail, web or scheduler libraries and 'feedpub --help' starts at once.
+if TYPE_CHECKING:
+    from feedpub.collector import ContentCounts
+    from feedpub.delivery import Deliverer
+    from feedpub.web import WebServer
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -94,17 +92,13 @@ def now() -> datetime:
     return datetime.now(UTC)
 
 
-def _content_summary(collection: Collection, now: datetime) -> str:
-    posts = collection.posts
-    drafts = sum(p.draft for p in posts)
-    scheduled = sum(not p.draft and p.date > now for p in posts)
-    published = len(select(posts, now))
-    duplicates = len(posts) - drafts - scheduled - published
+def _content_summary(counts: ContentCounts) -> str:
     return (
-        f"{_count(collection.files, 'content file')}: {_count(len(posts), 'post')} "
-        f"({published} published, {_count(drafts, 'draft')}, {scheduled} scheduled, "
-        f"{_count(duplicates, 'duplicate story', 'duplicate stories')}), "
-        f"{collection.files - len(posts)} skipped"
+        f"{_count(counts.files, 'content file')}: {_count(counts.posts, 'post')} "
+        f"({counts.published} published, {_count(counts.drafts, 'draft')}, "
+        f"{counts.scheduled} scheduled, "
+        f"{_count(counts.duplicates, 'duplicate story', 'duplicate stories')}), "
+        f"{counts.skipped} skipped"
     )
 
 
@@ -126,12 +120,14 @@ def check(config_path: Path, strict: bool) -> None:
 
     Exits with 1 when there is an error (or, with --strict, a warning).
     """
+    from feedpub.collector import collect, content_counts
+
     config = _load(config_path)
     collection = collect(config.content, config.site)
     _report(collection.problems)
     errors, warnings = _tally((*config.warnings, *collection.problems))
     click.echo(
-        f"{_content_summary(collection, datetime.now(UTC))}; "
+        f"{_content_summary(content_counts(collection, now()))}; "
         f"{_count(errors, 'error')}, {_count(warnings, 'warning')}"
     )
     if errors or (strict and warnings):
@@ -149,6 +145,8 @@ def build(config_path: Path, strict: bool, quiet: bool) -> None:
     would not change are left alone, and feeds for terms without posts are removed.
     A post that cannot be read is reported and skipped; --strict makes that fatal.
     """
+    from feedpub.build import build_feeds
+
     config = _load(config_path)
     now = datetime.now(UTC)
     report = build_feeds(config, now, strict=strict)
@@ -156,7 +154,7 @@ def build(config_path: Path, strict: bool, quiet: bool) -> None:
     feeds = report.feeds
     if not quiet:
         click.echo(
-            f"{_content_summary(report.collection, now)}; "
+            f"{_content_summary(report.counts)}; "
             f"feeds: {len(feeds.written)} written, {len(feeds.unchanged)} unchanged, "
             f"{len(feeds.removed)} removed, in {config.feeds.output_dir} ({report.seconds:.2f} s)"
         )
@@ -200,6 +198,12 @@ def preview(config_path: Path, out_dir: Path, to_address: str, to_name: str) -> 
     Open issue.html in a browser and issue.eml in a mail client to see what
     subscribers will get.
     """
+    from feedpub.mail import build_message
+    from feedpub.model import Recipient
+    from feedpub.output import write_atomic
+    from feedpub.pipeline import compose_digest
+    from feedpub.store import Store
+
     config = _load(config_path)
     newsletter = config.require_newsletter()
     now = datetime.now(UTC)
@@ -229,6 +233,8 @@ def preview(config_path: Path, out_dir: Path, to_address: str, to_name: str) -> 
 
 
 def _deliverer(config: Config) -> Deliverer:
+    from feedpub.delivery import OutboxDeliverer, SMTPDeliverer
+
     smtp = config.smtp
     if smtp is None:
         return OutboxDeliverer(config.outbox_dir)
@@ -269,6 +275,9 @@ def send(config_path: Path, dry_run: bool, quiet: bool) -> None:
     file. A recipient the server refuses for good is recorded and the others go
     on; if the server cannot be reached, the run stops and the next one resumes.
     """
+    from feedpub.pipeline import DigestSender
+    from feedpub.store import Store, exclusive_lock
+
     config = _load(config_path)
     config.require_newsletter()
     deliverer = _deliverer(config)
@@ -322,6 +331,9 @@ def subscribers() -> None:
 )
 def subscribers_add(config_path: Path, email: str, name: str, tags: str, status: str) -> None:
     """Add EMAIL to the list."""
+    from feedpub.store import Store
+    from feedpub.subscribers import check_email, parse_tags
+
     config = _load(config_path)
     try:
         address = check_email(email)
@@ -339,6 +351,8 @@ def subscribers_add(config_path: Path, email: str, name: str, tags: str, status:
 @click.argument("email")
 def subscribers_remove(config_path: Path, email: str) -> None:
     """Unsubscribe EMAIL. The record stays, marked unsubscribed, with its history."""
+    from feedpub.store import Store
+
     config = _load(config_path)
     with Store(config.state_path) as store:
         if store.subscriber(email) is None:
@@ -352,6 +366,8 @@ def subscribers_remove(config_path: Path, email: str) -> None:
 @click.option("--status", type=click.Choice(SUBSCRIBER_STATUSES), help="Only this status.")
 def subscribers_list(config_path: Path, status: str | None) -> None:
     """List subscribers: address, status, name and tags."""
+    from feedpub.store import Store
+
     config = _load(config_path)
     with Store(config.state_path) as store:
         listed = store.subscribers(status)
@@ -367,6 +383,9 @@ def subscribers_list(config_path: Path, status: str | None) -> None:
 def subscribers_import(config_path: Path, csv_file: Path) -> None:
     """Add the subscribers in CSV_FILE (columns: email, and optionally name, tags,
     status). Bad rows are reported with their line numbers; the good ones are kept."""
+    from feedpub.store import Store
+    from feedpub.subscribers import read_csv
+
     config = _load(config_path)
     try:
         text = csv_file.read_text(encoding="utf-8")
@@ -389,6 +408,9 @@ def subscribers_import(config_path: Path, csv_file: Path) -> None:
 @config_option
 def subscribers_export(config_path: Path) -> None:
     """Write every subscriber as CSV to standard output (without tokens)."""
+    from feedpub.store import Store
+    from feedpub.subscribers import write_csv
+
     config = _load(config_path)
     with Store(config.state_path) as store:
         click.echo(write_csv(store.subscribers()), nl=False)
@@ -403,6 +425,9 @@ def run_command(config_path: Path, quiet: bool) -> None:
     A digest is due when a time of newsletter.schedule has passed since the last
     successful send (or none was ever sent).
     """
+    from feedpub.scheduler import next_fire, run_once, send_summary
+    from feedpub.store import exclusive_lock
+
     config = _load(config_path)
     with exclusive_lock(config.state_path, "run"):
         build, send = run_once(config, _deliverer, now)
@@ -415,7 +440,7 @@ def run_command(config_path: Path, quiet: bool) -> None:
         return
     feeds = build.feeds
     click.echo(
-        f"{_content_summary(build.collection, now())}; feeds: {len(feeds.written)} written, "
+        f"{_content_summary(build.counts)}; feeds: {len(feeds.written)} written, "
         f"{len(feeds.unchanged)} unchanged, {len(feeds.removed)} removed"
     )
     if config.newsletter is None:
@@ -447,6 +472,9 @@ def daemon(ctx: click.Context, config_path: Path, log_format: str, serve: bool) 
     SIGTERM or SIGINT stops it after the message being sent; SIGHUP reloads the
     config (a bad one is reported and the old one kept). Logs go to stderr.
     """
+    from feedpub.scheduler import Daemon, configure_logging
+    from feedpub.store import exclusive_lock
+
     config = _load(config_path)
     configure_logging(log_format, verbose=bool(ctx.obj))
     companions = [_web_server(config)] if serve else []
@@ -455,6 +483,8 @@ def daemon(ctx: click.Context, config_path: Path, log_format: str, serve: bool) 
 
 
 def _web_server(config: Config) -> WebServer:
+    from feedpub.web import WebServer, create_app
+
     secret = os.environ.get(config.web.secret_env)
     if not secret:
         raise FeedpubError(

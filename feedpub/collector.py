@@ -5,18 +5,20 @@
 
 from __future__ import annotations
 
+import multiprocessing
 import os
 import re
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from concurrent.futures import Executor, ProcessPoolExecutor
+from dataclasses import astuple, dataclass, fields, replace
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 from feedpub.config import ContentConfig, SiteConfig
-from feedpub.content.post import read_post
 from feedpub.content.text import normalise_title, term_slug
 from feedpub.errors import ContentError
-from feedpub.model import Post, Problem
+from feedpub.model import Author, Image, Post, Problem, Severity
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,6 +39,12 @@ class Filters:
     categories: frozenset[str] = frozenset()
     exclude_tags: frozenset[str] = frozenset()
     exclude_categories: frozenset[str] = frozenset()
+
+
+# Post fields stored as they are by freeze(); author and cover go as tuples after them.
+POST_FIELDS = tuple(f.name for f in fields(Post) if f.name not in ("author", "cover"))
+# Below this many files, starting worker processes costs more than it saves.
+PARALLEL_FROM = 400
 
 
 def glob_pattern(pattern: str) -> re.Pattern[str]:
@@ -81,31 +89,130 @@ def find_files(directory: Path, include: Sequence[str], exclude: Sequence[str]) 
     return sorted(found)
 
 
-def collect(content: ContentConfig, site: SiteConfig) -> Collection:
-    """Read every content file; a bad one is reported and skipped, never fatal."""
-    if not content.dir.is_dir():
-        problem = Problem(str(content.dir), "content folder not found (content.dir)")
-        return Collection((), (problem,), 0)
-    files = find_files(content.dir, content.include, content.exclude)
+@dataclass(frozen=True, slots=True)
+class FileResult:
+    """What reading one content file gave: a post, or the problems that stopped it."""
+
+    rel_path: str
+    post: Post | None
+    problems: tuple[Problem, ...]
+
+
+def scan(content: ContentConfig) -> list[tuple[str, int, int]]:
+    """Every content file with its size and modification time (nanoseconds),
+    sorted by path: the same files as find_files, with one stat call each."""
+    wanted = [glob_pattern(p) for p in content.include]
+    unwanted = [glob_pattern(p) for p in content.exclude]
+    found: list[tuple[str, int, int]] = []
+
+    def walk(folder: str, prefix: str) -> None:
+        try:
+            entries = list(os.scandir(folder))
+        except OSError:
+            return
+        for entry in entries:
+            if entry.name.startswith("."):
+                continue
+            rel = prefix + entry.name
+            if entry.is_dir():
+                walk(entry.path, rel + "/")
+            elif any(p.fullmatch(rel) for p in wanted) and not any(
+                p.fullmatch(rel) for p in unwanted
+            ):
+                try:
+                    stat = entry.stat()
+                except OSError:
+                    continue  # gone since the folder was listed
+                found.append((rel, stat.st_size, stat.st_mtime_ns))
+
+    walk(str(content.dir), "")
+    return sorted(found)
+
+
+def read_one(content: ContentConfig, site: SiteConfig, rel: str, bodies: bool = True) -> FileResult:
+    from feedpub.content.post import read_post  # YAML parsing only when a file is read
+
+    path = content.dir / rel
+    try:
+        post, warnings = read_post(path, rel, site, content.permalink, content.static_dir)
+    except ContentError as exc:
+        return FileResult(rel, None, (exc.problem,))
+    except OSError as exc:
+        return FileResult(
+            rel, None, (Problem(str(path), f"cannot be read: {exc.strerror or exc}"),)
+        )
+    return FileResult(rel, post if bodies else replace(post, body=""), tuple(warnings))
+
+
+def freeze(result: FileResult) -> tuple[tuple[Any, ...] | None, tuple[Any, ...]]:
+    """A result as plain tuples, which pickle many times faster than dataclasses:
+    for worker processes and the build cache."""
+    post = result.post
+    problems = tuple((p.path, p.message, p.line, p.severity.value) for p in result.problems)
+    if post is None:
+        return None, problems
+    author = (post.author.name, post.author.email)
+    cover = None if post.cover is None else astuple(post.cover)
+    row = tuple(getattr(post, name) for name in POST_FIELDS)
+    return (*row, author, cover), problems
+
+
+def thaw(rel: str, row: tuple[Any, ...] | None, problems: tuple[Any, ...]) -> FileResult:
+    found = tuple(
+        Problem(path, message, line, Severity(severity))
+        for path, message, line, severity in problems
+    )
+    if row is None:
+        return FileResult(rel, None, found)
+    *values, author, cover = row
+    fields = dict(zip(POST_FIELDS, values, strict=True))
+    fields["author"] = Author(*author)
+    fields["cover"] = None if cover is None else Image(*cover)
+    return FileResult(rel, Post(**fields), found)
+
+
+def _read_frozen(
+    content: ContentConfig, site: SiteConfig, rels: list[str], bodies: bool
+) -> list[tuple[str, tuple[Any, ...] | None, tuple[Any, ...]]]:
+    return [(rel, *freeze(read_one(content, site, rel, bodies))) for rel in rels]
+
+
+def read_files(
+    content: ContentConfig,
+    site: SiteConfig,
+    rels: Sequence[str],
+    *,
+    bodies: bool = True,
+    pool: Executor | None = None,
+) -> list[FileResult]:
+    """Read ``rels`` in order; with a pool of worker processes when there are many.
+
+    ``bodies=False`` leaves each post's body empty: builds that render only the
+    posts some feed shows fetch those bodies later (content.post.read_body).
+    """
+    if pool is None or len(rels) < PARALLEL_FROM:
+        return [read_one(content, site, rel, bodies) for rel in rels]
+    size = -(-len(rels) // 16)
+    chunks = [list(rels[i : i + size]) for i in range(0, len(rels), size)]
+    parts = pool.map(_read_frozen, *zip(*[(content, site, c, bodies) for c in chunks], strict=True))
+    return [thaw(rel, row, problems) for part in parts for rel, row, problems in part]
+
+
+def assemble(results: Sequence[FileResult], files: int) -> Collection:
+    """Posts in path order; a post whose permalink is taken is reported and left out."""
     posts: list[Post] = []
     problems: list[Problem] = []
     by_url: dict[str, Post] = {}
-    for rel in files:
-        path = content.dir / rel
-        try:
-            post, warnings = read_post(path, rel, site, content.permalink, content.static_dir)
-        except ContentError as exc:
-            problems.append(exc.problem)
+    for result in results:
+        problems.extend(result.problems)
+        post = result.post
+        if post is None:
             continue
-        except OSError as exc:
-            problems.append(Problem(str(path), f"cannot be read: {exc.strerror or exc}"))
-            continue
-        problems.extend(warnings)
         first = by_url.get(post.url)
         if first is not None:
             problems.append(
                 Problem(
-                    str(path),
+                    str(post.path),
                     f"permalink {post.url} is already used by {first.path}; "
                     "give one of them another slug (skipped)",
                 )
@@ -113,7 +220,55 @@ def collect(content: ContentConfig, site: SiteConfig) -> Collection:
             continue
         by_url[post.url] = post
         posts.append(post)
-    return Collection(tuple(posts), tuple(problems), len(files))
+    return Collection(tuple(posts), tuple(problems), files)
+
+
+def collect(content: ContentConfig, site: SiteConfig) -> Collection:
+    """Read every content file; a bad one is reported and skipped, never fatal."""
+    if not content.dir.is_dir():
+        problem = Problem(str(content.dir), "content folder not found (content.dir)")
+        return Collection((), (problem,), 0)
+    files = find_files(content.dir, content.include, content.exclude)
+    if len(files) < PARALLEL_FROM:
+        return assemble(read_files(content, site, files), len(files))
+    with worker_pool() as pool:
+        return assemble(read_files(content, site, files, pool=pool), len(files))
+
+
+def worker_pool() -> ProcessPoolExecutor:
+    """Worker processes, one per core, forked so that they start at once."""
+    return ProcessPoolExecutor(
+        min(os.cpu_count() or 1, 8), mp_context=multiprocessing.get_context("fork")
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class ContentCounts:
+    """What a run found in the content folder, for its summary line."""
+
+    files: int
+    posts: int
+    published: int
+    drafts: int
+    scheduled: int
+    duplicates: int
+
+    @property
+    def skipped(self) -> int:
+        return self.files - self.posts
+
+
+def content_counts(
+    collection: Collection, now: datetime, published: int | None = None
+) -> ContentCounts:
+    """The counts; ``published`` saves selecting again when the caller already did."""
+    posts = collection.posts
+    drafts = sum(p.draft for p in posts)
+    scheduled = sum(not p.draft and p.date > now for p in posts)
+    if published is None:
+        published = len(select(posts, now))
+    duplicates = len(posts) - drafts - scheduled - published
+    return ContentCounts(collection.files, len(posts), published, drafts, scheduled, duplicates)
 
 
 def _folded(names: Iterable[str]) -> frozenset[str]:
@@ -151,7 +306,9 @@ def select(posts: Iterable[Post], now: datetime, filters: Filters = Filters()) -
     """Published posts (no drafts, nothing dated after ``now``), one per story,
     filtered, newest first with ties in path order, at most ``filters.limit``."""
     published = (p for p in posts if not p.draft and p.date <= now)
-    chosen = [p for p in _unique_stories(published) if _wanted(p, filters)]
+    chosen = _unique_stories(published)
+    if filters.tags or filters.categories or filters.exclude_tags or filters.exclude_categories:
+        chosen = [p for p in chosen if _wanted(p, filters)]
     chosen.sort(key=lambda p: p.rel_path)
     chosen.sort(key=lambda p: p.date, reverse=True)
     return chosen if filters.limit is None else chosen[: filters.limit]

@@ -6,7 +6,6 @@ every problem is reported at once, each named by its key path.
 
 from __future__ import annotations
 
-import difflib
 import re
 import string
 from collections.abc import Mapping
@@ -275,6 +274,8 @@ class _Section:
         return tuple(dict.fromkeys(values))
 
     def warn_unknown(self) -> None:
+        import difflib
+
         known = sorted(self._seen)
         for key in self._data:
             if key in self._seen:

@@ -18,9 +18,9 @@ from typing import Any
 import jinja2
 from premailer import Premailer
 
-from feedpub import theme
+from feedpub import templating
 from feedpub.config import NewsletterConfig, SiteConfig
-from feedpub.content.post import render_post
+from feedpub.content.render import render_post
 from feedpub.content.text import collapse_space, wrap, xml_safe
 from feedpub.model import Issue, Post, RenderedPost
 
@@ -110,7 +110,7 @@ def render_issue(
         date=date,
         lead_title=rendered[0].post.title,
     )
-    environment = theme.environment(templates_dir, wrap=_wrap_filter)
+    environment = templating.environment(templates_dir, wrap=_wrap_filter)
     css_name = f"{newsletter.template}.css"
     try:
         css = environment.loader.get_source(environment, css_name)[0]  # type: ignore[union-attr]
@@ -126,8 +126,8 @@ def render_issue(
         "css": css,
         "language": site.language.lower(),
     }
-    html = inline_css(theme.render(environment, f"{newsletter.template}.html.j2", context))
-    text = theme.render(environment, f"{newsletter.template}.txt.j2", context)
+    html = inline_css(templating.render(environment, f"{newsletter.template}.html.j2", context))
+    text = templating.render(environment, f"{newsletter.template}.txt.j2", context)
     return Issue(number, now, subject, rendered, plan.covered, plan.more, html, text)
 
 

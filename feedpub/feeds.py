@@ -6,6 +6,7 @@ the clock; a feed's update time is its newest item's.
 
 from __future__ import annotations
 
+import functools
 import html
 import json
 from collections import Counter
@@ -14,10 +15,6 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import quote, urlsplit
-
-from feedgen.ext.base import BaseEntryExtension, BaseExtension
-from feedgen.feed import FeedGenerator
-from lxml import etree
 
 from feedpub import __version__
 from feedpub.config import FeedsConfig, SiteConfig
@@ -120,7 +117,9 @@ def _terms(post: Post) -> list[str]:
     return list(dict.fromkeys((*post.tags, *post.categories)))
 
 
-def _generator(spec: FeedSpec, fmt: str) -> FeedGenerator:
+def _generator(spec: FeedSpec, fmt: str) -> Any:
+    from feedgen.feed import FeedGenerator
+
     feed = FeedGenerator()
     feed.title(spec.title)
     # feedgen takes the RSS <link> from the last link added: the site, not the feed.
@@ -185,30 +184,37 @@ def render_rss(items: Sequence[RenderedPost], spec: FeedSpec) -> bytes:
     return _with_stylesheet(_hex_references(feed.rss_str(pretty=True)), spec)
 
 
-class AtomLinks(BaseEntryExtension):  # type: ignore[misc]
-    """Extra Atom entry links (enclosure, via) with all their attributes.
+@functools.cache
+def _atom_links_extension() -> tuple[type, type]:
+    """A feedgen entry extension that writes extra Atom entry links (enclosure,
+    via) with all their attributes.
 
     feedgen 1.0 writes only ``href`` for entry links (lkiesow/python-feedgen#135),
-    which would turn an enclosure into a second alternate link; this entry
-    extension writes them whole.
+    which would turn an enclosure into a second alternate link. Made on first
+    use, so that importing this module does not import feedgen.
     """
+    from feedgen.ext.base import BaseEntryExtension, BaseExtension
+    from lxml import etree
 
-    def __init__(self) -> None:
-        self.links: list[dict[str, str]] = []
+    class AtomLinks(BaseEntryExtension):  # type: ignore[misc]
+        def __init__(self) -> None:
+            self.links: list[dict[str, str]] = []
 
-    def extend_atom(self, entry: etree._Element) -> etree._Element:
-        for attributes in self.links:
-            etree.SubElement(entry, "link", attributes)
-        return entry
+        def extend_atom(self, entry: etree._Element) -> etree._Element:
+            for attributes in self.links:
+                etree.SubElement(entry, "link", attributes)
+            return entry
 
+    class NoFeedExtension(BaseExtension):  # type: ignore[misc]
+        pass
 
-class _NoFeedExtension(BaseExtension):  # type: ignore[misc]
-    pass
+    return NoFeedExtension, AtomLinks
 
 
 def render_atom(items: Sequence[RenderedPost], spec: FeedSpec) -> bytes:
     feed = _generator(spec, "atom")
-    feed.register_extension("links", _NoFeedExtension, AtomLinks, atom=True, rss=False)
+    feed_extension, entry_extension = _atom_links_extension()
+    feed.register_extension("links", feed_extension, entry_extension, atom=True, rss=False)
     feed.id(spec.id)
     feed.subtitle(spec.description)
     feed.updated(updated(items))

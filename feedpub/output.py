@@ -44,25 +44,29 @@ def write_atomic(path: Path, data: bytes) -> bool:
     return True
 
 
-def sync_outputs(root: Path, outputs: Mapping[str, bytes], managed: Collection[str]) -> SyncReport:
-    """Write every output under ``root``; remove files named in ``managed`` that
-    this build no longer produces (a tag without posts), and the folders they leave empty."""
+def sync_outputs(
+    root: Path, outputs: Mapping[str, bytes], managed: Collection[str], keep: Collection[str] = ()
+) -> SyncReport:
+    """Write every output under ``root``; ``keep`` names files known to be current
+    already. Remove files named in ``managed`` that this build no longer produces
+    (a tag without posts), and the folders they leave empty."""
     written: list[str] = []
-    unchanged: list[str] = []
+    unchanged: list[str] = list(keep)
     removed: list[str] = []
+    current = set(outputs) | set(keep)
     try:
         for rel, data in sorted(outputs.items()):
             (written if write_atomic(root / rel, data) else unchanged).append(rel)
         for path in sorted(root.rglob("*")) if root.is_dir() else ():
             rel = path.relative_to(root).as_posix()
-            if path.name in managed and path.is_file() and rel not in outputs:
+            if path.name in managed and path.is_file() and rel not in current:
                 path.unlink()
                 removed.append(rel)
                 _remove_empty_parents(path.parent, root)
     except OSError as exc:
         where = exc.filename or root
         raise OutputError(f"cannot write {where}: {exc.strerror or exc}") from None
-    return SyncReport(tuple(written), tuple(unchanged), tuple(removed))
+    return SyncReport(tuple(written), tuple(sorted(unchanged)), tuple(removed))
 
 
 def _remove_empty_parents(folder: Path, root: Path) -> None:

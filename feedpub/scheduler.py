@@ -29,10 +29,11 @@ from apscheduler.triggers.base import BaseTrigger
 from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 
+from feedpub.build import BuildReport, build_feeds
 from feedpub.config import Config, interval_seconds, load_config
 from feedpub.delivery import Deliverer
 from feedpub.errors import FeedpubError
-from feedpub.pipeline import BuildReport, DigestSender, SendReport, build_feeds
+from feedpub.pipeline import DigestSender, SendReport
 from feedpub.store import Store
 
 log = logging.getLogger("feedpub")
@@ -174,7 +175,7 @@ def send_summary(report: SendReport) -> str:
 def build_summary(report: BuildReport) -> str:
     feeds = report.feeds
     return (
-        f"{report.published} published posts, {len(report.problems)} problems; feeds: "
+        f"{report.counts.published} published posts, {len(report.problems)} problems; feeds: "
         f"{len(feeds.written)} written, {len(feeds.unchanged)} unchanged, "
         f"{len(feeds.removed)} removed ({report.seconds:.2f} s)"
     )
@@ -272,7 +273,7 @@ class Daemon:
                     "written": len(report.feeds.written),
                     "unchanged": len(report.feeds.unchanged),
                     "removed": len(report.feeds.removed),
-                    "published": report.published,
+                    "published": report.counts.published,
                     "seconds": round(report.seconds, 3),
                 }
             },

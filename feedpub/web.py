@@ -32,7 +32,7 @@ from starlette.responses import HTMLResponse, PlainTextResponse, RedirectRespons
 from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from feedpub import theme
+from feedpub import templating
 from feedpub.collector import collect
 from feedpub.config import Config
 from feedpub.content.body import ALLOWED_ATTRIBUTES, ALLOWED_TAGS, URL_SCHEMES
@@ -148,7 +148,7 @@ class WebApp:
         self.make_deliverer = make_deliverer
         self.clock = clock
         self.serializer = URLSafeTimedSerializer(secret, salt="feedpub-confirm")
-        self.env = theme.environment(config.templates_dir)
+        self.env = templating.environment(config.templates_dir)
         self.per_client, self.per_address = limits or (
             RateLimiter(10, 600),  # subscribe attempts from one address in 10 minutes
             RateLimiter(3, 86400),  # confirmation emails to one mailbox in a day
@@ -180,7 +180,7 @@ class WebApp:
 
     def page(self, request: Request, name: str, status: int = 200, **context: Any) -> HTMLResponse:
         cookie, field = self._csrf_pair(request)
-        html = theme.render(
+        html = templating.render(
             self.env,
             f"web/{name}.html.j2",
             {
@@ -312,8 +312,8 @@ class WebApp:
             name,
             link,
             now,
-            theme.render(self.env, "confirm.txt.j2", context),
-            theme.render(self.env, "confirm.html.j2", context),
+            templating.render(self.env, "confirm.txt.j2", context),
+            templating.render(self.env, "confirm.html.j2", context),
         )
         self._send(message, address)
 

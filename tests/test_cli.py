@@ -161,7 +161,7 @@ def test_a_bug_shows_one_line_unless_verbose(monkeypatch: pytest.MonkeyPatch) ->
     def broken(*args: object) -> None:
         raise RuntimeError("boom")
 
-    monkeypatch.setattr("feedpub.cli.collect", broken)
+    monkeypatch.setattr("feedpub.collector.collect", broken)
     runner = CliRunner()
     quiet = runner.invoke(cli, ["check", "--config", str(REPO / "config.yaml")])
     assert quiet.exit_code == 1

@@ -10,10 +10,10 @@ import feedparser
 import pytest
 from lxml import etree
 
+from feedpub.build import build_feeds
 from feedpub.config import Config, load_config
 from feedpub.errors import OutputError
 from feedpub.output import write_atomic
-from feedpub.pipeline import build_feeds
 from tests.conftest import NOW, REPO
 from tests.feedcheck import (
     ATOM,
@@ -35,6 +35,7 @@ def _config(tmp_path: Path, content: Path | None = None, **feeds: object) -> Con
         config,
         content=replace(config.content, dir=content or config.content.dir),
         feeds=replace(config.feeds, output_dir=tmp_path / "out", **feeds),
+        state_path=tmp_path / "state" / "feedpub.db",
     )
 
 

@@ -6,7 +6,8 @@ from pathlib import Path
 import pytest
 
 from feedpub.config import SiteConfig
-from feedpub.content.post import read_post, render_post
+from feedpub.content.post import read_post
+from feedpub.content.render import render_post
 from feedpub.errors import ContentError
 from feedpub.model import Author, Image, Post, Severity
 from tests.conftest import WritePost

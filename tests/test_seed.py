@@ -9,7 +9,8 @@ import pytest
 from lxml import html as lxml_html
 
 from feedpub.config import SiteConfig
-from feedpub.content.post import read_post, render_post
+from feedpub.content.post import read_post
+from feedpub.content.render import render_post
 from tests.conftest import SEEDS
 
 SEED_FILES = sorted(SEEDS.glob("*.txt")) if SEEDS.is_dir() else []

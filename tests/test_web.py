@@ -13,9 +13,10 @@ import pytest
 from itsdangerous import TimestampSigner, URLSafeTimedSerializer
 from starlette.testclient import TestClient
 
+from feedpub.build import build_feeds
 from feedpub.config import Config, load_config
 from feedpub.delivery import OutboxDeliverer
-from feedpub.pipeline import DigestSender, build_feeds
+from feedpub.pipeline import DigestSender
 from feedpub.store import Store
 from feedpub.web import RateLimiter, create_app
 from tests.conftest import NOW, REPO

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import codecs
 import email.utils
+import functools
 import mimetypes
 import uuid
 from collections.abc import Mapping
 from datetime import date, datetime, time
 from pathlib import Path, PurePosixPath
-from types import MappingProxyType
 from typing import Any
 from urllib.parse import quote, unquote, urljoin, urlsplit
 from zoneinfo import ZoneInfo
@@ -18,19 +18,15 @@ import yaml
 from frontmatter.default_handlers import YAMLHandler
 
 from feedpub.config import SiteConfig
-from feedpub.content.body import render_body
 from feedpub.content.text import (
     collapse_space,
-    count_words,
     normalise_title,
-    reading_minutes,
     short_digest,
     slugify,
-    trim,
     xml_safe,
 )
 from feedpub.errors import ContentError
-from feedpub.model import Author, Image, Post, Problem, RenderedPost, Severity
+from feedpub.model import Author, Image, Post, Problem, Severity
 
 _YAML = YAMLHandler()
 KNOWN_KEYS = frozenset(
@@ -254,10 +250,15 @@ def _summary(front: str | None, title: str) -> str | None:
     return front
 
 
+@functools.cache
+def _namespace(site_id: str) -> uuid.UUID:
+    return uuid.uuid5(uuid.NAMESPACE_DNS, site_id)
+
+
 def post_id(site_id: str, rel_path: str) -> str:
     """An id that survives a move to another domain, scheme or permalink pattern:
     a name-based UUID of the site's ``id`` and the file's path without extension."""
-    namespace = uuid.uuid5(uuid.NAMESPACE_DNS, site_id)
+    namespace = _namespace(site_id)
     return f"urn:uuid:{uuid.uuid5(namespace, str(PurePosixPath(rel_path).with_suffix('')))}"
 
 
@@ -314,29 +315,14 @@ def read_post(
         body=body,
         word_count=fields.count("word_count"),
         reading_time=fields.count("reading_time"),
-        extra=MappingProxyType({k: v for k, v in meta.items() if k not in KNOWN_KEYS}),
+        extra={k: v for k, v in meta.items() if k not in KNOWN_KEYS},
     )
     return post, fields.warnings
 
 
-def render_post(post: Post, summary_length: int) -> RenderedPost:
-    """Render the body and decide the summary: front matter, then the text before
-    ``<!--more-->``, then the opening paragraphs trimmed to ``summary_length``."""
-    body = render_body(post.body, post.url, short_digest(post.url))
-    if post.summary is not None:
-        summary = post.summary
-    elif body.before_more:
-        summary = collapse_space(body.before_more)
-    elif body.paragraphs:
-        summary = trim(" ".join(body.paragraphs), summary_length)
-    else:
-        summary = post.title
-    return RenderedPost(
-        post=post,
-        html=body.html,
-        summary=summary,
-        word_count=post.word_count if post.word_count is not None else count_words(body.text),
-        reading_time=post.reading_time
-        if post.reading_time is not None
-        else reading_minutes(body.text),
-    )
+def read_body(path: Path) -> str:
+    """The Markdown body of a file ``read_post`` accepted, without parsing its YAML
+    again: builds that cache posts keep no bodies and fetch the few they render."""
+    label = str(path)
+    text = _decode(path, label).lstrip()
+    return _YAML.split(text)[1].lstrip("\n")

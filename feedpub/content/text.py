@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import math
 import re
@@ -57,6 +58,7 @@ def slugify(text: str) -> str:
 _PLAIN_TERM = re.compile(r"[\w\s-]+")
 
 
+@functools.lru_cache(maxsize=65536)  # tags repeat across thousands of posts
 def term_slug(name: str) -> str:
     """A folder name for a tag or category, unique per term.
 

@@ -1,0 +1,324 @@
+"""Building the feeds, incrementally.
+
+A build remembers, beside the state file, what it read and wrote: each content
+file's post keyed by path, size and modification time; each rendered body; and
+each output file with a signature of what went into it. The next build reads
+only files that changed, renders only posts that changed and that some feed
+shows, and regenerates only feeds whose signature changed. When nothing changed
+at all, and no scheduled post has come due, it stops after listing the files.
+
+The cache never changes the output: it only decides what need not be redone.
+Delete it (or pass use_cache=False) and the same bytes come out.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import os
+import pickle
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field, replace
+from datetime import datetime
+from importlib.metadata import version
+from pathlib import Path
+from typing import Any
+
+from feedpub import __version__
+from feedpub.collector import (
+    PARALLEL_FROM,
+    Collection,
+    ContentCounts,
+    assemble,
+    content_counts,
+    freeze,
+    read_files,
+    scan,
+    select,
+    thaw,
+    worker_pool,
+)
+from feedpub.config import Config
+from feedpub.errors import ProblemsError
+from feedpub.feeds import FILE_NAMES, RENDERERS, STYLESHEET_NAME, FeedSpec, plan_feeds
+from feedpub.model import Post, Problem, RenderedPost
+from feedpub.output import SyncReport, sync_outputs, write_atomic
+from feedpub.theme import template_path
+
+# Files a build owns in the output folder; it removes those it no longer makes.
+MANAGED_FILES = frozenset({*FILE_NAMES.values(), STYLESHEET_NAME})
+CACHE_FORMAT = 1
+RENDER_IN_PARALLEL_FROM = 150
+FEEDS_IN_PARALLEL_FROM = 30
+
+
+@dataclass(frozen=True, slots=True)
+class BuildReport:
+    counts: ContentCounts
+    problems: tuple[Problem, ...]
+    feeds: SyncReport
+    seconds: float
+
+
+@dataclass
+class _Summary:
+    """The small part of the cache: enough to see that nothing changed."""
+
+    fingerprint: str = ""
+    valid_until: datetime | None = None
+    counts: ContentCounts | None = None
+    problems: tuple[Problem, ...] = ()
+    outputs: dict[str, tuple[str, int, int]] = field(default_factory=dict)
+
+
+@dataclass
+class _Index:
+    """The large part: every file's post (as plain tuples, which pickle many times
+    faster than dataclasses), and every rendered body."""
+
+    files: dict[str, tuple[int, int, tuple[Any, ...] | None, tuple[Any, ...]]] = field(
+        default_factory=dict
+    )
+    rendered: dict[str, tuple[int, int, str, str, int, int]] = field(default_factory=dict)
+
+
+def _config_key(config: Config) -> str:
+    """Everything besides the content files that the output depends on."""
+    stylesheet = template_path(config.templates_dir, STYLESHEET_NAME)
+    parts = (
+        CACHE_FORMAT,
+        __version__,
+        version("feedgen"),
+        version("markdown-it-py"),
+        version("nh3"),
+        config.site,
+        config.content,
+        config.feeds,
+        stylesheet.read_bytes() if config.feeds.stylesheet else b"",
+    )
+    return hashlib.sha256(repr(parts).encode()).hexdigest()
+
+
+def _fingerprint(key: str, stats: Sequence[tuple[str, int, int]]) -> str:
+    digest = hashlib.sha256(key.encode())
+    for rel, size, mtime in stats:
+        digest.update(f"{rel}\0{size}\0{mtime}\n".encode())
+    return digest.hexdigest()
+
+
+def _cache_paths(config: Config) -> tuple[Path, Path]:
+    folder = config.state_path.parent
+    return folder / "build-summary.pickle", folder / "build-index.pickle"
+
+
+def _load(path: Path, key: str, kind: type) -> object | None:
+    try:
+        with path.open("rb") as stream:
+            stored_key, value = pickle.load(stream)
+    except (OSError, pickle.UnpicklingError, EOFError, ValueError, TypeError, AttributeError):
+        return None  # missing, damaged or from another version: build without it
+    return value if stored_key == key and isinstance(value, kind) else None
+
+
+def _save(path: Path, key: str, value: object) -> None:
+    # A cache that cannot be saved only makes the next build slower.
+    with contextlib.suppress(OSError):
+        write_atomic(path, pickle.dumps((key, value), protocol=pickle.HIGHEST_PROTOCOL))
+
+
+def _outputs_intact(root: Path, outputs: dict[str, tuple[str, int, int]]) -> bool:
+    for rel, (_, size, mtime) in outputs.items():
+        try:
+            stat = (root / rel).stat()
+        except OSError:
+            return False
+        if (stat.st_size, stat.st_mtime_ns) != (size, mtime):
+            return False
+    return True
+
+
+def _next_change(posts: Sequence[Post], now: datetime) -> datetime | None:
+    """When the selection changes by itself: the first scheduled post comes due."""
+    return min((p.date for p in posts if not p.draft and p.date > now), default=None)
+
+
+# What rendering a post gives: its path, HTML, summary, word count, reading time.
+Rendered = tuple[str, str, str, int, int]
+# Work for forked workers, set just before the fork so that they inherit it
+# instead of receiving it pickled: only an index goes to each worker.
+_SHARED: Any = None
+
+
+def _call_shared(function: Callable[[Any, int], Any], index: int) -> Any:
+    return function(_SHARED, index)
+
+
+def _forked_map(function: Callable[[Any, int], Any], shared: Any, count: int) -> list[Any]:
+    """``[function(shared, i) for i in range(count)]``, over every core."""
+    global _SHARED
+    _SHARED = shared
+    try:
+        with worker_pool() as pool:
+            chunk = max(1, count // 32)
+            return list(pool.map(_call_shared, [function] * count, range(count), chunksize=chunk))
+    finally:
+        _SHARED = None
+
+
+def _render_one(shared: tuple[Sequence[Post], int], index: int) -> Rendered | str:
+    """Render one post; a failure comes back as its reason, never as an exception."""
+    from feedpub.content.post import read_body
+    from feedpub.content.render import render_post
+
+    posts, summary_length = shared
+    post = posts[index]
+    try:
+        done = render_post(replace(post, body=read_body(post.path)), summary_length)
+    except Exception as exc:  # a bug in one post's rendering must not stop the build
+        return f"could not be rendered ({exc!r}); left out"
+    return post.rel_path, done.html, done.summary, done.word_count, done.reading_time
+
+
+def _render_many(
+    posts: Sequence[Post], summary_length: int
+) -> tuple[list[Rendered], list[Problem]]:
+    """Render bodies, over every core when there are many; a post that fails is
+    reported and left out."""
+    shared = (posts, summary_length)
+    if len(posts) >= RENDER_IN_PARALLEL_FROM and (os.cpu_count() or 1) > 1:
+        outcomes = _forked_map(_render_one, shared, len(posts))
+    else:
+        outcomes = [_render_one(shared, i) for i in range(len(posts))]
+    results: list[Rendered] = []
+    problems: list[Problem] = []
+    for post, outcome in zip(posts, outcomes, strict=True):
+        if isinstance(outcome, str):
+            problems.append(Problem(str(post.path), outcome))
+        else:
+            results.append(outcome)
+    return results, problems
+
+
+def _render_feed(jobs: Sequence[tuple[str, Sequence[RenderedPost], FeedSpec]], index: int) -> bytes:
+    fmt, items, spec = jobs[index]
+    return RENDERERS[fmt](items, spec)
+
+
+def _current(
+    root: Path, previous: dict[str, tuple[str, int, int]], rel: str, signature: str
+) -> bool:
+    """Whether the file at ``rel`` is what the last build wrote for ``signature``."""
+    before = previous.get(rel)
+    return before is not None and before[0] == signature and _outputs_intact(root, {rel: before})
+
+
+def build_feeds(
+    config: Config, now: datetime, *, strict: bool = False, use_cache: bool = True
+) -> BuildReport:
+    """Collect, select and render posts, then write every feed that changed."""
+    started = time.perf_counter()
+    content = config.content
+    missing: tuple[Problem, ...] = ()
+    if content.dir.is_dir():
+        stats = scan(content)
+    else:
+        stats = []
+        missing = (Problem(str(content.dir), "content folder not found (content.dir)"),)
+    key = _config_key(config)
+    summary_path, index_path = _cache_paths(config)
+    summary = _load(summary_path, key, _Summary) if use_cache else None
+    fingerprint = _fingerprint(key, stats)
+    root = config.feeds.output_dir
+
+    if (
+        isinstance(summary, _Summary)
+        and summary.counts is not None
+        and summary.fingerprint == fingerprint
+        and (summary.valid_until is None or now < summary.valid_until)
+        and _outputs_intact(root, summary.outputs)
+        and not (strict and summary.problems)
+    ):
+        report = SyncReport((), tuple(sorted(summary.outputs)), ())
+        return BuildReport(summary.counts, summary.problems, report, time.perf_counter() - started)
+
+    loaded = _load(index_path, key, _Index) if use_cache else None
+    index = loaded if isinstance(loaded, _Index) else _Index()
+    known = index.files
+    changed = [rel for rel, size, mtime in stats if known.get(rel, (0, 0))[:2] != (size, mtime)]
+    if len(changed) >= PARALLEL_FROM and (os.cpu_count() or 1) > 1:
+        with worker_pool() as pool:
+            read = read_files(content, config.site, changed, bodies=False, pool=pool)
+    else:
+        read = read_files(content, config.site, changed, bodies=False)
+    fresh = {r.rel_path: r for r in read}
+    files = {rel: (size, mtime) for rel, size, mtime in stats}
+    results = [fresh[rel] if rel in fresh else thaw(rel, *known[rel][2:]) for rel in files]
+    collection = assemble(results, len(stats))
+    if missing:
+        collection = Collection(collection.posts, missing, 0)
+    if strict and collection.problems:
+        stop = "nothing written: --strict stops on content problems"
+        raise ProblemsError(collection.problems, stop)
+
+    published = select(collection.posts, now)
+    plans = plan_feeds(published, config.site, config.feeds)
+    needed = {p.rel_path: p for plan in plans for p in plan.posts}
+    rendered: dict[str, tuple[int, int, str, str, int, int]] = {}
+    to_render = []
+    for rel, post in needed.items():
+        hit = index.rendered.get(rel)
+        if hit is not None and hit[:2] == files[rel]:
+            rendered[rel] = hit
+        else:
+            to_render.append(post)
+    done, render_problems = _render_many(to_render, config.feeds.summary_length)
+    for rel, html, text, words, minutes in done:
+        rendered[rel] = (*files[rel], html, text, words, minutes)
+
+    previous = summary.outputs if isinstance(summary, _Summary) else {}
+    signatures: dict[str, str] = {}
+    kept: list[str] = []
+    jobs: list[tuple[str, Sequence[RenderedPost], FeedSpec]] = []
+    job_names: list[str] = []
+    for plan in plans:
+        shown = [p for p in plan.posts if p.rel_path in rendered]
+        items = [RenderedPost(p, *rendered[p.rel_path][2:]) for p in shown]
+        inputs = repr([(p.rel_path, *files[p.rel_path]) for p in shown])
+        for fmt in config.feeds.formats:
+            rel = plan.folder + FILE_NAMES[fmt]
+            signatures[rel] = hashlib.sha256(f"{key}\0{rel}\0{inputs}".encode()).hexdigest()
+            if _current(root, previous, rel, signatures[rel]):
+                kept.append(rel)
+            else:
+                jobs.append((fmt, items, plan.spec))
+                job_names.append(rel)
+    if len(jobs) >= FEEDS_IN_PARALLEL_FROM and (os.cpu_count() or 1) > 1:
+        documents = _forked_map(_render_feed, jobs, len(jobs))
+    else:
+        documents = [_render_feed(jobs, i) for i in range(len(jobs))]
+    outputs = dict(zip(job_names, documents, strict=True))
+    if config.feeds.stylesheet:
+        signatures[STYLESHEET_NAME] = key
+        if _current(root, previous, STYLESHEET_NAME, key):
+            kept.append(STYLESHEET_NAME)
+        else:
+            stylesheet = template_path(config.templates_dir, STYLESHEET_NAME)
+            outputs[STYLESHEET_NAME] = stylesheet.read_bytes()
+    report = sync_outputs(root, outputs, MANAGED_FILES, keep=kept)
+
+    problems = (*collection.problems, *render_problems)
+    counts = content_counts(collection, now, len(published))
+    if use_cache:
+        written = {}
+        for rel, signature in signatures.items():
+            stat = (root / rel).stat()
+            written[rel] = (signature, stat.st_size, stat.st_mtime_ns)
+        frozen = {
+            rel: (*files[rel], *(freeze(fresh[rel]) if rel in fresh else known[rel][2:]))
+            for rel in files
+        }
+        _save(index_path, key, _Index(frozen, rendered))
+        next_change = _next_change(collection.posts, now)
+        _save(summary_path, key, _Summary(fingerprint, next_change, counts, problems, written))
+    return BuildReport(counts, problems, report, time.perf_counter() - started)

@@ -1,0 +1,144 @@
+"""The build cache may only decide what need not be redone, never change a byte."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from dataclasses import replace
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+
+from feedpub.build import build_feeds
+from feedpub.collector import PARALLEL_FROM
+from feedpub.config import Config, load_config
+from tests.conftest import NOW, REPO
+
+
+def _site(tmp_path: Path, name: str, content: Path) -> Config:
+    config = load_config(REPO / "config.yaml")
+    return replace(
+        config,
+        content=replace(config.content, dir=content),
+        feeds=replace(config.feeds, output_dir=tmp_path / name / "feeds"),
+        state_path=tmp_path / name / "state" / "feedpub.db",
+    )
+
+
+def _tree(root: Path) -> dict[str, bytes]:
+    return {
+        p.relative_to(root).as_posix(): p.read_bytes()
+        for p in sorted(root.rglob("*"))
+        if p.is_file()
+    }
+
+
+def _same_as_uncached(tmp_path: Path, cached: Config, now=NOW) -> None:  # type: ignore[no-untyped-def]
+    fresh = replace(cached, feeds=replace(cached.feeds, output_dir=tmp_path / "fresh" / "feeds"))
+    shutil.rmtree(fresh.feeds.output_dir, ignore_errors=True)
+    build_feeds(fresh, now, use_cache=False)
+    assert _tree(cached.feeds.output_dir) == _tree(fresh.feeds.output_dir)
+
+
+def _touch_later(path: Path) -> None:
+    stat = path.stat()
+    os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns + 1_000_000_000))
+
+
+@pytest.fixture
+def content(tmp_path: Path) -> Path:
+    folder = tmp_path / "content"
+    shutil.copytree(REPO / "content", folder)
+    return folder
+
+
+def test_edits_renames_and_deletions_are_followed(tmp_path: Path, content: Path) -> None:
+    config = _site(tmp_path, "cached", content)
+    first = build_feeds(config, NOW)
+    assert len(first.feeds.written) == 52
+    _same_as_uncached(tmp_path, config)
+
+    again = build_feeds(config, NOW)
+    assert again.feeds.written == () and len(again.feeds.unchanged) == 52
+
+    post = content / "posts" / "agents-in-production.md"
+    post.write_text(post.read_text().replace("the bill arrives", "the invoice arrives"))
+    _touch_later(post)
+    edited = build_feeds(config, NOW)
+    assert "rss.xml" in edited.feeds.written and "tags/agents/rss.xml" in edited.feeds.written
+    assert (
+        "tags/安全/rss.xml" not in edited.feeds.written
+    )  # feeds without that post stay as they are
+    assert "the invoice arrives" in (config.feeds.output_dir / "rss.xml").read_text()
+    _same_as_uncached(tmp_path, config)
+
+    post.rename(content / "posts" / "agents-renamed.md")
+    build_feeds(config, NOW)
+    assert "posts/agents-renamed/" in (config.feeds.output_dir / "rss.xml").read_text()
+    _same_as_uncached(tmp_path, config)
+
+    (content / "posts" / "agents-renamed.md").unlink()
+    removed = build_feeds(config, NOW)
+    assert "tags/agents/rss.xml" in removed.feeds.removed
+    _same_as_uncached(tmp_path, config)
+
+    retagged = content / "posts" / "open-weights-roundup.md"
+    retagged.write_text(retagged.read_text().replace('"C++"', '"Rust"'))
+    _touch_later(retagged)
+    build_feeds(config, NOW)
+    assert (config.feeds.output_dir / "tags" / "rust" / "atom.xml").exists()
+    _same_as_uncached(tmp_path, config)
+
+    (content / "posts" / "broken.md").write_text("---\ntitle: [\n---\n")
+    broken = build_feeds(config, NOW)
+    assert [p.path for p in broken.problems] == [str(content / "posts" / "broken.md")]
+    assert [p.path for p in build_feeds(config, NOW).problems] == [
+        str(content / "posts" / "broken.md")
+    ]
+
+
+def test_a_scheduled_post_appears_when_its_time_comes(tmp_path: Path, content: Path) -> None:
+    config = _site(tmp_path, "cached", content)
+    soon = content / "posts" / "soon.md"
+    soon.write_text("---\ntitle: Coming soon\ndate: 2026-12-01T00:00:00Z\n---\nNot yet.\n")
+    build_feeds(config, NOW)
+    assert "Coming soon" not in (config.feeds.output_dir / "rss.xml").read_text()
+    later = NOW + timedelta(days=2)
+    report = build_feeds(config, later)  # no file changed, but the post came due
+    assert "rss.xml" in report.feeds.written
+    assert "Coming soon" in (config.feeds.output_dir / "rss.xml").read_text()
+    _same_as_uncached(tmp_path, config, later)
+
+
+def test_a_damaged_cache_is_ignored(tmp_path: Path, content: Path) -> None:
+    config = _site(tmp_path, "cached", content)
+    build_feeds(config, NOW)
+    for cache in config.state_path.parent.glob("build-*.pickle"):
+        cache.write_bytes(b"not a pickle")
+    report = build_feeds(config, NOW)
+    assert report.feeds.written == () and len(report.feeds.unchanged) == 52
+    _same_as_uncached(tmp_path, config)
+
+
+def test_outputs_changed_by_hand_are_rewritten(tmp_path: Path, content: Path) -> None:
+    config = _site(tmp_path, "cached", content)
+    build_feeds(config, NOW)
+    (config.feeds.output_dir / "atom.xml").write_text("scribbled over")
+    (config.feeds.output_dir / "feed.json").unlink()
+    report = build_feeds(config, NOW)
+    assert sorted(report.feeds.written) == ["atom.xml", "feed.json"]
+    _same_as_uncached(tmp_path, config)
+
+
+def test_many_posts_read_in_parallel_give_the_same_feeds(tmp_path: Path) -> None:
+    content = tmp_path / "many"
+    content.mkdir()
+    for i in range(PARALLEL_FROM + 50):
+        (content / f"p{i:04}.md").write_text(
+            f"---\ntitle: Post {i}\ndate: 2026-{1 + i % 11:02}-{1 + i % 28:02}T{i % 24:02}:00:00Z\n"
+            f"tags: [t{i % 7}, shared]\n---\nBody {i} with *markdown* and a [link](../p{i}/).\n"
+        )
+    config = _site(tmp_path, "cached", content)
+    build_feeds(config, NOW)
+    _same_as_uncached(tmp_path, config)
