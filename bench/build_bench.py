@@ -1,0 +1,171 @@
+"""feedpub's feed builds against Hugo's, on the same generated posts, in one run.
+
+    python bench/build_bench.py [RUNS] [SIZES...]
+
+For each size (default 1,000 and 10,000 posts; 100,000 when asked) it writes a
+deterministic corpus (bench/corpus.py), then times, RUNS times each (default 3):
+
+- feedpub cold: 'feedpub build' with no cache and no output;
+- feedpub warm: again, nothing changed;
+- feedpub one post changed: the newest post's body edited;
+- Hugo (if 'hugo' is installed: Debian package hugo): home and term RSS feeds,
+  50 items each with full content, from a clean output folder.
+
+Wall time and peak memory (the largest sum of the resident sizes of the process
+and its children, sampled every 5 ms) are medians of the runs. Run by hand;
+machines are shared and noisy, so compare figures from one run only.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+from corpus import write_corpus
+
+FEEDPUB = str(Path(sys.executable).with_name("feedpub"))
+HUGO_CONFIG = """baseURL = "https://bench.example.org/"
+title = "Benchmark site"
+disableKinds = ["sitemap", "robotsTXT", "404"]
+[outputs]
+home = ["RSS"]
+section = []
+taxonomy = []
+term = ["RSS"]
+page = []
+[services.rss]
+limit = 50
+[markup.goldmark.renderer]
+unsafe = true
+[taxonomies]
+tag = "tags"
+category = "categories"
+"""
+HUGO_RSS = """<?xml version="1.0" encoding="utf-8"?>
+<rss version="2.0" xmlns:atom="http://www.w3.org/2005/Atom"><channel>
+<title>{{ .Site.Title }}{{ with .Title }} {{ . }}{{ end }}</title><link>{{ .Permalink }}</link>
+<description>{{ .Site.Title }}</description>
+{{ range first 50 .Pages }}<item><title>{{ .Title }}</title><link>{{ .Permalink }}</link>
+<pubDate>{{ .Date.Format "Mon, 02 Jan 2006 15:04:05 -0700" | safeHTML }}</pubDate>
+<guid>{{ .Permalink }}</guid><description>{{ .Content | html }}</description></item>
+{{ end }}</channel></rss>
+"""
+
+
+def _tree_rss_kb(root: int) -> int:
+    """Resident memory of a process and all its descendants, in KiB."""
+    children: dict[int, list[int]] = {}
+    sizes: dict[int, int] = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as stat:
+                parent = int(stat.read().rsplit(")", 1)[1].split()[1])
+            with open(f"/proc/{entry}/statm") as statm:
+                sizes[int(entry)] = int(statm.read().split()[1]) * (
+                    os.sysconf("SC_PAGE_SIZE") // 1024
+                )
+        except (OSError, ValueError, IndexError):
+            continue
+        children.setdefault(parent, []).append(int(entry))
+    total, todo = 0, [root]
+    while todo:
+        pid = todo.pop()
+        total += sizes.get(pid, 0)
+        todo.extend(children.get(pid, []))
+    return total
+
+
+def measure(args: list[str], cwd: Path) -> tuple[float, float]:
+    """Wall seconds and peak MiB of one command."""
+    started = time.perf_counter()
+    process = subprocess.Popen(args, cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    peak = 0
+    done = threading.Event()
+
+    def sample() -> None:
+        nonlocal peak
+        while not done.is_set():
+            peak = max(peak, _tree_rss_kb(process.pid))
+            time.sleep(0.005)
+
+    sampler = threading.Thread(target=sample)
+    sampler.start()
+    _, err = process.communicate()
+    elapsed = time.perf_counter() - started
+    done.set()
+    sampler.join()
+    if process.returncode != 0:
+        raise RuntimeError(f"{args} failed: {err.decode()}")
+    return elapsed, peak / 1024
+
+
+def bench(size: int, runs: int) -> None:
+    with tempfile.TemporaryDirectory() as folder:
+        site = Path(folder)
+        write_corpus(site, size)
+        (site / "hugo.toml").write_text(HUGO_CONFIG)
+        (site / "layouts" / "_default").mkdir(parents=True)
+        (site / "layouts" / "_default" / "rss.xml").write_text(HUGO_RSS)
+        files = sorted((site / "content").rglob("*.md"))
+        # The newest post in the corpus that is neither a draft nor in the future.
+        target = next(
+            p
+            for p in reversed(files)
+            if "draft: false" in p.read_text() and "2099" not in p.read_text()
+        )
+        build = [FEEDPUB, "build", "-q", "--config", str(site / "config.yaml")]
+        results: dict[str, list[tuple[float, float]]] = {
+            "cold": [],
+            "warm": [],
+            "one changed": [],
+            "hugo": [],
+        }
+        for run in range(runs):
+            shutil.rmtree(site / "feeds", ignore_errors=True)
+            shutil.rmtree(site / "state", ignore_errors=True)
+            results["cold"].append(measure(build, site))
+            results["warm"].append(measure(build, site))
+            with target.open("a", encoding="utf-8") as stream:
+                stream.write(f"\nEdited in run {run}.\n")
+            results["one changed"].append(measure(build, site))
+            if shutil.which("hugo"):
+                shutil.rmtree(site / "public", ignore_errors=True)
+                shutil.rmtree(site / "resources", ignore_errors=True)
+                results["hugo"].append(
+                    measure(["hugo", "--quiet", "--destination", "public"], site)
+                )
+        feeds = len(list((site / "feeds").rglob("*.xml"))) + len(
+            list((site / "feeds").rglob("*.json"))
+        )
+        print(f"\n{size:,} posts, {feeds} feed files (feedpub), medians of {runs} runs:")
+        hugo = results["hugo"]
+        hugo_time = statistics.median(t for t, _ in hugo) if hugo else None
+        hugo_mem = statistics.median(m for _, m in hugo) if hugo else None
+        for label, values in results.items():
+            if not values:
+                continue
+            seconds = statistics.median(t for t, _ in values)
+            memory = statistics.median(m for _, m in values)
+            ratio = ""
+            if hugo_time and hugo_mem and label != "hugo":
+                ratio = (
+                    f"  = {seconds / hugo_time:.2f}x Hugo's time, "
+                    f"{memory / hugo_mem:.2f}x its memory"
+                )
+            print(f"  {label:<12} {seconds:7.2f} s  {memory:7.0f} MiB{ratio}")
+
+
+if __name__ == "__main__":
+    arguments = [int(a) for a in sys.argv[1:]]
+    runs = arguments[0] if arguments else 3
+    for size in arguments[1:] or [1000, 10000]:
+        bench(size, runs)
