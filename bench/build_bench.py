@@ -9,10 +9,12 @@ deterministic corpus (bench/corpus.py), then times, RUNS times each (default 3):
 - feedpub warm: again, nothing changed;
 - feedpub one post changed: the newest post's body edited;
 - Hugo (if 'hugo' is installed: Debian package hugo): home and term RSS feeds,
-  50 items each with full content, from a clean output folder.
+  50 items each with full content, from a clean output folder;
+- and, as the daemon does, warm and one-post-changed rebuilds inside one
+  long-lived process (build_feeds called again, its cache kept in memory).
 
-Wall time and peak memory (the largest sum of the resident sizes of the process
-and its children, sampled every 5 ms) are medians of the runs. Run by hand;
+Wall time and peak memory (the largest sum of the proportional set sizes of the
+process and its children, sampled every 5 ms) are medians of the runs. Run by hand;
 machines are shared and noisy, so compare figures from one run only.
 """
 
@@ -59,27 +61,33 @@ HUGO_RSS = """<?xml version="1.0" encoding="utf-8"?>
 """
 
 
-def _tree_rss_kb(root: int) -> int:
-    """Resident memory of a process and all its descendants, in KiB."""
+def _tree_pss_kb(root: int) -> int:
+    """Proportional set size of a process and all its descendants, in KiB.
+
+    PSS counts a page shared by several processes (as forked workers share
+    their parent's) once in all, not once per process as resident size would.
+    """
     children: dict[int, list[int]] = {}
-    sizes: dict[int, int] = {}
     for entry in os.listdir("/proc"):
         if not entry.isdigit():
             continue
         try:
             with open(f"/proc/{entry}/stat") as stat:
                 parent = int(stat.read().rsplit(")", 1)[1].split()[1])
-            with open(f"/proc/{entry}/statm") as statm:
-                sizes[int(entry)] = int(statm.read().split()[1]) * (
-                    os.sysconf("SC_PAGE_SIZE") // 1024
-                )
         except (OSError, ValueError, IndexError):
             continue
         children.setdefault(parent, []).append(int(entry))
     total, todo = 0, [root]
     while todo:
         pid = todo.pop()
-        total += sizes.get(pid, 0)
+        try:
+            with open(f"/proc/{pid}/smaps_rollup") as rollup:
+                for line in rollup:
+                    if line.startswith("Pss:"):
+                        total += int(line.split()[1])
+                        break
+        except OSError:
+            pass
         todo.extend(children.get(pid, []))
     return total
 
@@ -94,7 +102,7 @@ def measure(args: list[str], cwd: Path) -> tuple[float, float]:
     def sample() -> None:
         nonlocal peak
         while not done.is_set():
-            peak = max(peak, _tree_rss_kb(process.pid))
+            peak = max(peak, _tree_pss_kb(process.pid))
             time.sleep(0.005)
 
     sampler = threading.Thread(target=sample)
@@ -106,6 +114,29 @@ def measure(args: list[str], cwd: Path) -> tuple[float, float]:
     if process.returncode != 0:
         raise RuntimeError(f"{args} failed: {err.decode()}")
     return elapsed, peak / 1024
+
+
+IN_PROCESS = """
+import statistics, sys, time
+from datetime import UTC, datetime
+from pathlib import Path
+from feedpub.build import build_feeds
+from feedpub.config import load_config
+config = load_config(Path(sys.argv[1]))
+target, runs = Path(sys.argv[2]), int(sys.argv[3])
+build_feeds(config, datetime.now(UTC))
+warm, changed = [], []
+for run in range(runs):
+    started = time.perf_counter()
+    build_feeds(config, datetime.now(UTC))
+    warm.append(time.perf_counter() - started)
+    with target.open("a", encoding="utf-8") as stream:
+        stream.write(f"\\nEdited in the daemon, run {run}.\\n")
+    started = time.perf_counter()
+    build_feeds(config, datetime.now(UTC))
+    changed.append(time.perf_counter() - started)
+print(statistics.median(warm), statistics.median(changed))
+"""
 
 
 def bench(size: int, runs: int) -> None:
@@ -143,6 +174,12 @@ def bench(size: int, runs: int) -> None:
                 results["hugo"].append(
                     measure(["hugo", "--quiet", "--destination", "public"], site)
                 )
+        daemon = subprocess.run(
+            [sys.executable, "-c", IN_PROCESS, str(site / "config.yaml"), str(target), str(runs)],
+            check=True,
+            capture_output=True,
+            text=True,
+        ).stdout.split()
         feeds = len(list((site / "feeds").rglob("*.xml"))) + len(
             list((site / "feeds").rglob("*.json"))
         )
@@ -162,6 +199,12 @@ def bench(size: int, runs: int) -> None:
                     f"{memory / hugo_mem:.2f}x its memory"
                 )
             print(f"  {label:<12} {seconds:7.2f} s  {memory:7.0f} MiB{ratio}")
+        for label, seconds in (
+            ("daemon warm", float(daemon[0])),
+            ("daemon 1 chg", float(daemon[1])),
+        ):
+            ratio = f"  = {seconds / hugo_time:.2f}x Hugo's time" if hugo_time else ""
+            print(f"  {label:<12} {seconds:7.2f} s  (in a long-lived process){ratio}")
 
 
 if __name__ == "__main__":

@@ -30,6 +30,7 @@ from feedpub.collector import (
     PARALLEL_FROM,
     Collection,
     ContentCounts,
+    FileResult,
     assemble,
     content_counts,
     freeze,
@@ -112,7 +113,17 @@ def _cache_paths(config: Config) -> tuple[Path, Path]:
     return folder / "build-summary.pickle", folder / "build-index.pickle"
 
 
+# The daemon builds again and again in one process: it keeps the cache in memory
+# as well, so that its rebuilds skip reading it back from disk.
+_MEMORY: dict[Path, tuple[str, object]] = {}
+# and the posts themselves, by path, size and modification time.
+_POSTS: dict[tuple[str, int, int], FileResult] = {}
+
+
 def _load(path: Path, key: str, kind: type) -> object | None:
+    remembered = _MEMORY.get(path)
+    if remembered is not None and remembered[0] == key and isinstance(remembered[1], kind):
+        return remembered[1]
     try:
         with path.open("rb") as stream:
             stored_key, value = pickle.load(stream)
@@ -121,10 +132,32 @@ def _load(path: Path, key: str, kind: type) -> object | None:
     return value if stored_key == key and isinstance(value, kind) else None
 
 
-def _save(path: Path, key: str, value: object) -> None:
+# How often a long-lived process writes its (large) index to disk. Entries are
+# checked against each file's size and time, so an older index on disk is safe:
+# after a restart it only means reading a few more files again.
+INDEX_WRITE_INTERVAL = 300.0
+_LAST_WRITE: dict[Path, float] = {}
+
+
+def _save(path: Path, key: str, value: object, *, throttle: bool = False) -> None:
+    first_in_process = path not in _MEMORY
+    _MEMORY[path] = (key, value)
+    now = time.monotonic()
+    if (
+        throttle
+        and not first_in_process
+        and now - _LAST_WRITE.get(path, 0.0) < INDEX_WRITE_INTERVAL
+    ):
+        return
+    _LAST_WRITE[path] = now
     # A cache that cannot be saved only makes the next build slower.
     with contextlib.suppress(OSError):
         write_atomic(path, pickle.dumps((key, value), protocol=pickle.HIGHEST_PROTOCOL))
+
+
+def _remembered(rel: str, stamp: tuple[int, int], known: dict[str, Any]) -> FileResult:
+    """A cached file's result: from memory in a long-lived process, else from the index."""
+    return _POSTS.get((rel, *stamp)) or thaw(rel, *known[rel][2:])
 
 
 def _outputs_intact(root: Path, outputs: dict[str, tuple[str, int, int]]) -> bool:
@@ -194,7 +227,7 @@ def _render_many(
     problems: list[Problem] = []
     for post, outcome in zip(posts, outcomes, strict=True):
         if isinstance(outcome, str):
-            problems.append(Problem(str(post.path), outcome))
+            problems.append(Problem(post.path, outcome))
         else:
             results.append(outcome)
     return results, problems
@@ -253,7 +286,9 @@ def build_feeds(
         read = read_files(content, config.site, changed, bodies=False)
     fresh = {r.rel_path: r for r in read}
     files = {rel: (size, mtime) for rel, size, mtime in stats}
-    results = [fresh[rel] if rel in fresh else thaw(rel, *known[rel][2:]) for rel in files]
+    results = [fresh[rel] if rel in fresh else _remembered(rel, files[rel], known) for rel in files]
+    _POSTS.clear()
+    _POSTS.update({(result.rel_path, *files[result.rel_path]): result for result in results})
     collection = assemble(results, len(stats))
     if missing:
         collection = Collection(collection.posts, missing, 0)
@@ -318,7 +353,7 @@ def build_feeds(
             rel: (*files[rel], *(freeze(fresh[rel]) if rel in fresh else known[rel][2:]))
             for rel in files
         }
-        _save(index_path, key, _Index(frozen, rendered))
+        _save(index_path, key, _Index(frozen, rendered), throttle=True)
         next_change = _next_change(collection.posts, now)
         _save(summary_path, key, _Summary(fingerprint, next_change, counts, problems, written))
     return BuildReport(counts, problems, report, time.perf_counter() - started)

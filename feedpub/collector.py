@@ -212,7 +212,7 @@ def assemble(results: Sequence[FileResult], files: int) -> Collection:
         if first is not None:
             problems.append(
                 Problem(
-                    str(post.path),
+                    post.path,
                     f"permalink {post.url} is already used by {first.path}; "
                     "give one of them another slug (skipped)",
                 )

@@ -9,7 +9,7 @@ from __future__ import annotations
 import functools
 import html
 import json
-from collections import Counter
+from collections import Counter, defaultdict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -94,12 +94,12 @@ def plan_feeds(published: Sequence[Post], site: SiteConfig, feeds: FeedsConfig) 
     ]
     for taxonomy in feeds.taxonomies:
         members: dict[str, list[Post]] = {}
-        spellings: dict[str, Counter[str]] = {}
+        spellings: defaultdict[str, Counter[str]] = defaultdict(Counter)
         for post in published:
             names = post.tags if taxonomy == "tags" else post.categories
             for slug, name in {term_slug(n): n for n in names}.items():
                 members.setdefault(slug, []).append(post)
-                spellings.setdefault(slug, Counter())[name] += 1
+                spellings[slug][name] += 1
         for slug in sorted(members):
             name = min(spellings[slug].items(), key=lambda pair: (-pair[1], pair[0]))[0]
             folder = f"{taxonomy}/{slug}/"

@@ -9,7 +9,6 @@ import enum
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
-from pathlib import Path
 from typing import Any
 
 
@@ -35,10 +34,12 @@ class Post:
     """One post as its front matter describes it; the body is still Markdown.
 
     Rendering the body is a separate, later step (see ``RenderedPost``), so that
-    only posts some feed or email actually shows pay for it.
+    only posts some feed or email actually shows pay for it. ``path`` is where the
+    file is, as text: a build cache holds a hundred thousand of them, and pathlib
+    objects cost more to rebuild than everything else in a post together.
     """
 
-    path: Path
+    path: str
     rel_path: str
     id: str
     slug: str

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from feedpub.build import build_feeds
+from feedpub.build import _MEMORY, build_feeds
 from feedpub.collector import PARALLEL_FROM
 from feedpub.config import Config, load_config
 from tests.conftest import NOW, REPO
@@ -116,8 +116,21 @@ def test_a_damaged_cache_is_ignored(tmp_path: Path, content: Path) -> None:
     build_feeds(config, NOW)
     for cache in config.state_path.parent.glob("build-*.pickle"):
         cache.write_bytes(b"not a pickle")
+    _MEMORY.clear()  # as a new process would start
     report = build_feeds(config, NOW)
     assert report.feeds.written == () and len(report.feeds.unchanged) == 52
+    _same_as_uncached(tmp_path, config)
+
+
+def test_a_new_process_reads_the_cache_from_disk(tmp_path: Path, content: Path) -> None:
+    config = _site(tmp_path, "cached", content)
+    build_feeds(config, NOW)
+    _MEMORY.clear()
+    post = content / "posts" / "agents-in-production.md"
+    post.write_text(post.read_text() + "\nOne more line.\n")
+    _touch_later(post)
+    report = build_feeds(config, NOW)
+    assert "tags/agents/rss.xml" in report.feeds.written and len(report.feeds.written) < 52
     _same_as_uncached(tmp_path, config)
 
 

@@ -297,7 +297,7 @@ def read_post(
     )
     url = urljoin(site.url, relative_url)
     post = Post(
-        path=path,
+        path=label,
         rel_path=rel_path,
         id=fields.text("guid") or post_id(site.id, rel_path),
         slug=slug,
@@ -320,9 +320,8 @@ def read_post(
     return post, fields.warnings
 
 
-def read_body(path: Path) -> str:
+def read_body(path: str) -> str:
     """The Markdown body of a file ``read_post`` accepted, without parsing its YAML
     again: builds that cache posts keep no bodies and fetch the few they render."""
-    label = str(path)
-    text = _decode(path, label).lstrip()
+    text = _decode(Path(path), path).lstrip()
     return _YAML.split(text)[1].lstrip("\n")

@@ -75,6 +75,7 @@ def term_slug(name: str) -> str:
     return f"{base}-{digest}" if base else digest
 
 
+@functools.lru_cache(maxsize=65536)  # the daemon selects from the same titles every build
 def normalise_title(title: str) -> str:
     """A title reduced to its letters and digits, for spotting the same story twice."""
     return _TITLE_NOISE.sub("", unicodedata.normalize("NFKC", title).casefold())
