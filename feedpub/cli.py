@@ -10,7 +10,6 @@ import os
 import sys
 from collections.abc import Callable
 from datetime import UTC, datetime
-from email.message import EmailMessage
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -24,6 +23,8 @@ from feedpub.model import SUBSCRIBER_STATUSES, Problem, Severity
 # Each command imports the stages it uses, so that 'feedpub build' never loads
 # the mail, web or scheduler libraries and 'feedpub --help' starts at once.
 if TYPE_CHECKING:
+    from email.message import EmailMessage
+
     from feedpub.collector import ContentCounts
     from feedpub.delivery import Deliverer
     from feedpub.web import WebServer

@@ -18,7 +18,7 @@ from urllib.parse import quote, urlsplit
 
 from feedpub import __version__
 from feedpub.config import FeedsConfig, SiteConfig
-from feedpub.content.post import post_id
+from feedpub.content.ids import post_id
 from feedpub.content.text import term_slug
 from feedpub.model import Author, Post, RenderedPost
 

@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import codecs
 import email.utils
-import functools
 import mimetypes
-import uuid
 from collections.abc import Mapping
 from datetime import date, datetime, time
 from pathlib import Path, PurePosixPath
@@ -18,6 +16,7 @@ import yaml
 from frontmatter.default_handlers import YAMLHandler
 
 from feedpub.config import SiteConfig
+from feedpub.content.ids import post_id
 from feedpub.content.text import (
     collapse_space,
     normalise_title,
@@ -248,18 +247,6 @@ def _summary(front: str | None, title: str) -> str | None:
     if normalise_title(front) in normalise_title(title):
         return None
     return front
-
-
-@functools.cache
-def _namespace(site_id: str) -> uuid.UUID:
-    return uuid.uuid5(uuid.NAMESPACE_DNS, site_id)
-
-
-def post_id(site_id: str, rel_path: str) -> str:
-    """An id that survives a move to another domain, scheme or permalink pattern:
-    a name-based UUID of the site's ``id`` and the file's path without extension."""
-    namespace = _namespace(site_id)
-    return f"urn:uuid:{uuid.uuid5(namespace, str(PurePosixPath(rel_path).with_suffix('')))}"
 
 
 def read_post(

@@ -21,8 +21,19 @@ _CJK_CLASS = (
 # Marks that belong to the character before them (combining marks, variation selectors).
 _MARKS = "\u0300-\u036f\u1ab0-\u1aff\u20d0-\u20ff\ufe00-\ufe0f\U000e0100-\U000e01ef"
 # A unit is one CJK character with its marks, or a run of other non-space characters.
-_UNIT = re.compile(f"[{_CJK_CLASS}][{_MARKS}]*|[^\\s{_CJK_CLASS}]+")
-_CJK = re.compile(f"[{_CJK_CLASS}]")
+_UNIT_PATTERN = f"[{_CJK_CLASS}][{_MARKS}]*|[^\\s{_CJK_CLASS}]+"
+
+
+@functools.cache
+def _unit() -> re.Pattern[str]:
+    """Compiled on first use: these classes take milliseconds to compile, and
+    'feedpub build' with nothing to do should not pay for them."""
+    return re.compile(_UNIT_PATTERN)
+
+
+@functools.cache
+def _cjk() -> re.Pattern[str]:
+    return re.compile(f"[{_CJK_CLASS}]")
 _SENTENCE_END = re.compile(r"[.!?。！？][\"'”’」』）)]*(?=\s|$)|[。！？]")
 _TRAILING_PUNCT = ",;:、，；：-–—.。!！?？ \t\n"
 ELLIPSIS = "…"
@@ -82,7 +93,7 @@ def normalise_title(title: str) -> str:
 
 
 def _units(text: str) -> Iterator[re.Match[str]]:
-    return _UNIT.finditer(text)
+    return _unit().finditer(text)
 
 
 def count_words(text: str) -> int:
@@ -92,7 +103,7 @@ def count_words(text: str) -> int:
 
 def reading_minutes(text: str) -> int:
     """Whole minutes to read ``text``, at least one."""
-    cjk = len(_CJK.findall(text))
+    cjk = len(_cjk().findall(text))
     words = count_words(text) - cjk
     return max(1, math.ceil(words / WORDS_PER_MINUTE + cjk / CJK_CHARS_PER_MINUTE))
 
