@@ -34,6 +34,8 @@ def _unit() -> re.Pattern[str]:
 @functools.cache
 def _cjk() -> re.Pattern[str]:
     return re.compile(f"[{_CJK_CLASS}]")
+
+
 _SENTENCE_END = re.compile(r"[.!?。！？][\"'”’」』）)]*(?=\s|$)|[。！？]")
 _TRAILING_PUNCT = ",;:、，；：-–—.。!！?？ \t\n"
 ELLIPSIS = "…"
