@@ -36,7 +36,13 @@ def compose_digest(
     plan = plan_issue(select(collection.posts, now), included, newsletter.max_posts)
     if plan is None:
         return DigestDraft(None, collection)
-    issue = render_issue(
+    return DigestDraft(_render(config, plan, number, now), collection)
+
+
+def _render(config: Config, plan: IssuePlan, number: int, now: datetime) -> Issue:
+    """Issue ``number`` of ``plan``, with this site's settings and templates."""
+    newsletter = config.require_newsletter()
+    return render_issue(
         plan,
         number,
         now,
@@ -45,7 +51,6 @@ def compose_digest(
         config.templates_dir,
         config.feeds.summary_length,
     )
-    return DigestDraft(issue, collection)
 
 
 @dataclass(frozen=True, slots=True)
@@ -180,15 +185,7 @@ class DigestSender:
         variants: dict[str, Variant] = {}
         for key, variant_plan in plans.items():
             if variant_plan is not None:
-                issue = render_issue(
-                    variant_plan,
-                    number,
-                    now,
-                    config.site,
-                    newsletter,
-                    config.templates_dir,
-                    config.feeds.summary_length,
-                )
+                issue = _render(config, variant_plan, number, now)
                 variants[key] = Variant(issue.subject, issue.html, issue.text)
         recipients = [
             (s, variant_key(s.tags) if plans[variant_key(s.tags)] is not None else None)
