@@ -72,20 +72,39 @@ def glob_pattern(pattern: str) -> re.Pattern[str]:
 
 def find_files(directory: Path, include: Sequence[str], exclude: Sequence[str]) -> list[str]:
     """Relative POSIX paths under ``directory`` that match, sorted; hidden entries skipped."""
+    return [rel for rel, _, _ in _walk(directory, include, exclude)]
+
+
+def _walk(
+    directory: Path, include: Sequence[str], exclude: Sequence[str]
+) -> list[tuple[str, int, int]]:
+    """Matching files with their size and modification time (nanoseconds), sorted
+    by path; one stat call each, no pathlib objects (a site may hold 100,000 posts)."""
     wanted = [glob_pattern(p) for p in include]
     unwanted = [glob_pattern(p) for p in exclude]
-    found: list[str] = []
-    for root, dirs, files in os.walk(directory):
-        dirs[:] = sorted(d for d in dirs if not d.startswith("."))
-        base = Path(root).relative_to(directory).as_posix()
-        for name in files:
-            if name.startswith("."):
+    found: list[tuple[str, int, int]] = []
+
+    def walk(folder: str, prefix: str) -> None:
+        try:
+            entries = list(os.scandir(folder))
+        except OSError:
+            return
+        for entry in entries:
+            if entry.name.startswith("."):
                 continue
-            rel = name if base == "." else f"{base}/{name}"
-            if any(p.fullmatch(rel) for p in wanted) and not any(
+            rel = prefix + entry.name
+            if entry.is_dir(follow_symlinks=False):  # as os.walk: no loops through links
+                walk(entry.path, rel + "/")
+            elif any(p.fullmatch(rel) for p in wanted) and not any(
                 p.fullmatch(rel) for p in unwanted
             ):
-                found.append(rel)
+                try:
+                    stat = entry.stat()
+                except OSError:
+                    continue  # gone since the folder was listed
+                found.append((rel, stat.st_size, stat.st_mtime_ns))
+
+    walk(str(directory), "")
     return sorted(found)
 
 
@@ -99,34 +118,8 @@ class FileResult:
 
 
 def scan(content: ContentConfig) -> list[tuple[str, int, int]]:
-    """Every content file with its size and modification time (nanoseconds),
-    sorted by path: the same files as find_files, with one stat call each."""
-    wanted = [glob_pattern(p) for p in content.include]
-    unwanted = [glob_pattern(p) for p in content.exclude]
-    found: list[tuple[str, int, int]] = []
-
-    def walk(folder: str, prefix: str) -> None:
-        try:
-            entries = list(os.scandir(folder))
-        except OSError:
-            return
-        for entry in entries:
-            if entry.name.startswith("."):
-                continue
-            rel = prefix + entry.name
-            if entry.is_dir():
-                walk(entry.path, rel + "/")
-            elif any(p.fullmatch(rel) for p in wanted) and not any(
-                p.fullmatch(rel) for p in unwanted
-            ):
-                try:
-                    stat = entry.stat()
-                except OSError:
-                    continue  # gone since the folder was listed
-                found.append((rel, stat.st_size, stat.st_mtime_ns))
-
-    walk(str(content.dir), "")
-    return sorted(found)
+    """Every content file with its size and modification time, sorted by path."""
+    return _walk(content.dir, content.include, content.exclude)
 
 
 def read_one(content: ContentConfig, site: SiteConfig, rel: str, bodies: bool = True) -> FileResult:
