@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import logging
 import mimetypes
 import secrets
 import threading
@@ -44,6 +45,7 @@ from feedpub.mail import build_confirmation, personalise
 from feedpub.store import Store
 from feedpub.subscribers import check_email
 
+log = logging.getLogger("feedpub")
 MEDIA_BY_NAME = {FILE_NAMES[kind]: media for kind, media in MEDIA_TYPES.items()} | {
     "feed.xsl": "text/xsl"
 }
@@ -282,7 +284,16 @@ class WebApp:
             )
         name = " ".join(str(form.get("name", "")).split())[:100]
         if self.per_address.allow(address.casefold()):
-            self._request_confirmation(address, name)
+            try:
+                self._request_confirmation(address, name)
+            except FeedpubError as exc:  # the mail server is down: say so, do not pretend
+                log.error(f"subscribe: {exc}")
+                return self.notice(
+                    request,
+                    "We could not send the email",
+                    "Sending the confirmation email failed on our side. Please try again later.",
+                    503,
+                )
         # The same answer whether or not the address is known: no one can learn
         # who subscribes by trying addresses here.
         return self.page(request, "check_inbox", email=address)

@@ -334,3 +334,18 @@ def test_serve_needs_a_secret(tmp_path: Path) -> None:
         "error: the web app signs its links with a secret read from the environment variable "
         "FEEDPUB_SECRET_KEY (web.secret_env), which is not set"
     )
+
+
+def test_a_mail_server_that_is_down_is_admitted(site: Config) -> None:
+    from feedpub.delivery import SMTPDeliverer
+    from tests.smtpd import free_port
+    from tests.test_delivery import _smtp
+
+    nowhere = _smtp(free_port(), max_attempts=1)  # nothing listens there
+    app = create_app(site, SECRET, lambda c: SMTPDeliverer(nowhere, None), clock=lambda: NOW)
+    client = TestClient(app, base_url="https://example.org")
+    csrf = _csrf(client, "/newsletter/subscribe")
+    response = client.post(
+        "/newsletter/subscribe", data={"csrf": csrf, "email": "down@example.net"}
+    )
+    assert response.status_code == 503 and "We could not send the email" in response.text
