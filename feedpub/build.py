@@ -145,27 +145,30 @@ def _load(path: Path, key: str, kind: type) -> object | None:
     return value if stored_key == key and isinstance(value, kind) else None
 
 
-# How often a long-lived process writes its (large) index to disk. Entries are
-# checked against each file's size and time, so an older index on disk is safe:
-# after a restart it only means reading a few more files again.
+# The large index on disk may lag behind: its entries are checked against each
+# file's size and time, so an older one only means reading a few files again.
+# A one-shot build rewrites it once that many files differ from it; a
+# long-lived process at most every five minutes.
+INDEX_REWRITE_FROM = 50
 INDEX_WRITE_INTERVAL = 300.0
 _LAST_WRITE: dict[Path, float] = {}
 
 
-def _save(path: Path, key: str, value: object, *, throttle: bool = False) -> None:
-    first_in_process = path not in _MEMORY
+def _save(path: Path, key: str, value: object) -> None:
     _MEMORY[path] = (key, value)
-    now = time.monotonic()
-    if (
-        throttle
-        and not first_in_process
-        and now - _LAST_WRITE.get(path, 0.0) < INDEX_WRITE_INTERVAL
-    ):
-        return
-    _LAST_WRITE[path] = now
+    _LAST_WRITE[path] = time.monotonic()
     # A cache that cannot be saved only makes the next build slower.
     with contextlib.suppress(OSError):
         write_atomic(path, pickle.dumps((key, value), protocol=pickle.HIGHEST_PROTOCOL))
+
+
+def _index_due(path: Path, on_disk: bool, stale: int) -> bool:
+    """Whether to write the index now (see INDEX_REWRITE_FROM)."""
+    if not on_disk:
+        return True
+    if path not in _MEMORY:  # the first build of this process
+        return stale >= INDEX_REWRITE_FROM
+    return time.monotonic() - _LAST_WRITE.get(path, 0.0) >= INDEX_WRITE_INTERVAL
 
 
 def _remembered(rel: str, stamp: tuple[int, int], known: dict[str, Any]) -> FileResult:
@@ -366,7 +369,11 @@ def build_feeds(
             rel: (*files[rel], *(freeze(fresh[rel]) if rel in fresh else known[rel][2:]))
             for rel in files
         }
-        _save(index_path, key, _Index(frozen, rendered), throttle=True)
+        index = _Index(frozen, rendered)
+        if _index_due(index_path, isinstance(loaded, _Index), len(changed)):
+            _save(index_path, key, index)
+        else:
+            _MEMORY[index_path] = (key, index)
         next_change = _next_change(collection.posts, now)
         _save(summary_path, key, _Summary(fingerprint, next_change, counts, problems, written))
     return BuildReport(counts, problems, report, time.perf_counter() - started)
