@@ -42,7 +42,14 @@ from feedpub.collector import (
 )
 from feedpub.config import Config
 from feedpub.errors import ProblemsError
-from feedpub.feeds import FILE_NAMES, RENDERERS, STYLESHEET_NAME, FeedSpec, plan_feeds
+from feedpub.feeds import (
+    FILE_NAMES,
+    RENDERERS,
+    STYLESHEET_NAME,
+    FeedSpec,
+    load_renderers,
+    plan_feeds,
+)
 from feedpub.model import Post, Problem, RenderedPost
 from feedpub.output import SyncReport, sync_outputs, write_atomic
 from feedpub.theme import template_path
@@ -207,6 +214,7 @@ def _forked_map(function: Callable[[Any, int], Any], shared: Any, count: int) ->
     """``[function(shared, i) for i in range(count)]``, over every core."""
     global _SHARED
     _SHARED = shared
+    load_renderers()
     try:
         with worker_pool() as pool:
             chunk = max(1, count // 32)

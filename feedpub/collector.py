@@ -229,7 +229,15 @@ def collect(content: ContentConfig, site: SiteConfig) -> Collection:
 
 
 def worker_pool() -> ProcessPoolExecutor:
-    """Worker processes, one per core, forked so that they start at once."""
+    """Worker processes, one per core, forked so that they start at once.
+
+    What the workers run is imported here first (feeds.load_renderers for feed
+    workers): a child that imported while another thread of the parent (the
+    daemon's web server, say) held the import lock at the fork would wait forever.
+    """
+    import feedpub.content.post
+    import feedpub.content.render  # noqa: F401
+
     return ProcessPoolExecutor(
         min(os.cpu_count() or 1, 8), mp_context=multiprocessing.get_context("fork")
     )

@@ -211,6 +211,13 @@ def _atom_links_extension() -> tuple[type, type]:
     return NoFeedExtension, AtomLinks
 
 
+def load_renderers() -> None:
+    """Import feedgen and lxml now, before worker processes are forked."""
+    from feedgen.feed import FeedGenerator  # noqa: F401
+
+    _atom_links_extension()
+
+
 def render_atom(items: Sequence[RenderedPost], spec: FeedSpec) -> bytes:
     feed = _generator(spec, "atom")
     feed_extension, entry_extension = _atom_links_extension()
