@@ -65,7 +65,6 @@ class PlannedCopy:
 @dataclass
 class SendReport:
     issues: list[int] = field(default_factory=list)
-    new_issue: int | None = None
     sent: int = 0
     failed: int = 0
     skipped: int = 0
@@ -180,7 +179,6 @@ class DigestSender:
                     else "nothing: no post has their tags"
                 )
                 report.planned.append(PlannedCopy(s.email, number, what))
-            report.new_issue = number
             return number
         variants: dict[str, Variant] = {}
         for key, variant_plan in plans.items():
@@ -195,7 +193,6 @@ class DigestSender:
             number, now, variants[""].subject, plan.covered, variants, recipients
         )
         report.issues.append(number)
-        report.new_issue = number
         report.skipped += sum(variant is None for _, variant in recipients)
         return number
 

@@ -302,10 +302,6 @@ class Store:
             self._db.execute("SELECT COALESCE(MAX(number), 0) + 1 FROM issues").fetchone()[0]
         )
 
-    def last_issue_time(self) -> datetime | None:
-        row = self._db.execute("SELECT MAX(created_at) FROM issues").fetchone()
-        return datetime.fromisoformat(row[0]) if row[0] else None
-
     def unfinished_issues(self) -> list[int]:
         """Issues with deliveries not yet done, oldest first."""
         rows = self._db.execute(
@@ -398,14 +394,6 @@ class Store:
                 " WHERE issue = ? AND subscriber = ?",
                 (status, reply, _stamp(now), delivery.issue, delivery.subscriber),
             )
-
-    def delivery_counts(self, number: int) -> dict[str, int]:
-        rows = self._db.execute(
-            "SELECT status, COUNT(*) FROM deliveries WHERE issue = ? GROUP BY status", (number,)
-        )
-        return {row[0]: row[1] for row in rows}
-
-    # When scheduled jobs last ran: the daemon's catch-up is decided from this.
 
     def run_started(self, job: str, now: datetime) -> None:
         with self._transaction() as db:
