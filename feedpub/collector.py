@@ -10,7 +10,7 @@ import os
 import re
 from collections.abc import Iterable, Sequence
 from concurrent.futures import Executor, ProcessPoolExecutor
-from dataclasses import astuple, dataclass, fields, replace
+from dataclasses import astuple, dataclass, fields
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -127,14 +127,16 @@ def read_one(content: ContentConfig, site: SiteConfig, rel: str, bodies: bool = 
 
     path = content.dir / rel
     try:
-        post, warnings = read_post(path, rel, site, content.permalink, content.static_dir)
+        post, warnings = read_post(
+            path, rel, site, content.permalink, content.static_dir, keep_body=bodies
+        )
     except ContentError as exc:
         return FileResult(rel, None, (exc.problem,))
     except OSError as exc:
         return FileResult(
             rel, None, (Problem(str(path), f"cannot be read: {exc.strerror or exc}"),)
         )
-    return FileResult(rel, post if bodies else replace(post, body=""), tuple(warnings))
+    return FileResult(rel, post, tuple(warnings))
 
 
 def freeze(result: FileResult) -> tuple[tuple[Any, ...] | None, tuple[Any, ...]]:

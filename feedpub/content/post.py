@@ -5,9 +5,10 @@ from __future__ import annotations
 import codecs
 import email.utils
 import mimetypes
+import posixpath
 from collections.abc import Mapping
 from datetime import date, datetime, time
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 from typing import Any
 from urllib.parse import quote, unquote, urljoin, urlsplit
 from zoneinfo import ZoneInfo
@@ -234,9 +235,10 @@ def _slug(meta_slug: str | None, rel_path: str) -> str:
     if meta_slug:
         candidate = slugify(meta_slug)
     else:
-        pure = PurePosixPath(rel_path)
-        name = pure.parent.name if pure.stem in _BUNDLE_INDEX and pure.parent.name else pure.stem
-        candidate = slugify(name)
+        folder, file_name = posixpath.split(rel_path)
+        stem = posixpath.splitext(file_name)[0]
+        parent = posixpath.basename(folder)
+        candidate = slugify(parent if stem in _BUNDLE_INDEX and parent else stem)
     return candidate or "post-" + short_digest(rel_path)
 
 
@@ -255,6 +257,7 @@ def read_post(
     site: SiteConfig,
     permalink: str,
     static_dir: Path | None = None,
+    keep_body: bool = True,
 ) -> tuple[Post, list[Problem]]:
     """Parse one content file. Raises ``ContentError`` when it cannot be used.
 
@@ -299,7 +302,7 @@ def read_post(
         summary=_summary(fields.text("summary") or fields.text("description"), title),
         cover=fields.cover(url, title, None if static_dir is None else (path.parent, static_dir)),
         source_url=fields.link("source_url"),
-        body=body,
+        body=body if keep_body else "",
         word_count=fields.count("word_count"),
         reading_time=fields.count("reading_time"),
         extra={k: v for k, v in meta.items() if k not in KNOWN_KEYS},
