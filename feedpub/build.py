@@ -27,7 +27,6 @@ from typing import Any
 
 from feedpub import __version__
 from feedpub.collector import (
-    PARALLEL_FROM,
     Collection,
     ContentCounts,
     FileResult,
@@ -39,6 +38,7 @@ from feedpub.collector import (
     select,
     thaw,
     worker_pool,
+    worth_forking,
 )
 from feedpub.config import Config
 from feedpub.errors import ProblemsError
@@ -243,7 +243,7 @@ def _render_many(
     """Render bodies, over every core when there are many; a post that fails is
     reported and left out."""
     shared = (posts, summary_length)
-    if len(posts) >= RENDER_IN_PARALLEL_FROM and (os.cpu_count() or 1) > 1:
+    if worth_forking(len(posts), RENDER_IN_PARALLEL_FROM):
         outcomes = _forked_map(_render_one, shared, len(posts))
     else:
         outcomes = [_render_one(shared, i) for i in range(len(posts))]
@@ -303,12 +303,7 @@ def build_feeds(
     index = loaded if isinstance(loaded, _Index) else _Index()
     known = index.files
     changed = [rel for rel, size, mtime in stats if known.get(rel, (0, 0))[:2] != (size, mtime)]
-    if len(changed) >= PARALLEL_FROM and (os.cpu_count() or 1) > 1:
-        with worker_pool() as pool:
-            read = read_files(content, config.site, changed, bodies=False, pool=pool)
-    else:
-        read = read_files(content, config.site, changed, bodies=False)
-    fresh = {r.rel_path: r for r in read}
+    fresh = {r.rel_path: r for r in read_files(content, config.site, changed, bodies=False)}
     files = {rel: (size, mtime) for rel, size, mtime in stats}
     results = [fresh[rel] if rel in fresh else _remembered(rel, files[rel], known) for rel in files]
     _POSTS.clear()
@@ -352,7 +347,7 @@ def build_feeds(
             else:
                 jobs.append((fmt, items, plan.spec))
                 job_names.append(rel)
-    if len(jobs) >= FEEDS_IN_PARALLEL_FROM and (os.cpu_count() or 1) > 1:
+    if worth_forking(len(jobs), FEEDS_IN_PARALLEL_FROM):
         documents = _forked_map(_render_feed, jobs, len(jobs))
     else:
         documents = [_render_feed(jobs, i) for i in range(len(jobs))]

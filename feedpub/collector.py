@@ -9,7 +9,7 @@ import multiprocessing
 import os
 import re
 from collections.abc import Iterable, Sequence
-from concurrent.futures import Executor, ProcessPoolExecutor
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import astuple, dataclass, fields
 from datetime import datetime
 from pathlib import Path
@@ -172,24 +172,27 @@ def _read_frozen(
     return [(rel, *freeze(read_one(content, site, rel, bodies))) for rel in rels]
 
 
+def worth_forking(count: int, threshold: int) -> bool:
+    """Whether ``count`` pieces of work repay starting worker processes."""
+    return count >= threshold and (os.cpu_count() or 1) > 1
+
+
 def read_files(
-    content: ContentConfig,
-    site: SiteConfig,
-    rels: Sequence[str],
-    *,
-    bodies: bool = True,
-    pool: Executor | None = None,
+    content: ContentConfig, site: SiteConfig, rels: Sequence[str], *, bodies: bool = True
 ) -> list[FileResult]:
-    """Read ``rels`` in order; with a pool of worker processes when there are many.
+    """Read ``rels`` in order, over every core when there are many.
 
     ``bodies=False`` leaves each post's body empty: builds that render only the
     posts some feed shows fetch those bodies later (content.post.read_body).
     """
-    if pool is None or len(rels) < PARALLEL_FROM:
+    if not worth_forking(len(rels), PARALLEL_FROM):
         return [read_one(content, site, rel, bodies) for rel in rels]
     size = -(-len(rels) // 16)
     chunks = [list(rels[i : i + size]) for i in range(0, len(rels), size)]
-    parts = pool.map(_read_frozen, *zip(*[(content, site, c, bodies) for c in chunks], strict=True))
+    with worker_pool() as pool:
+        parts = list(
+            pool.map(_read_frozen, *zip(*[(content, site, c, bodies) for c in chunks], strict=True))
+        )
     return [thaw(rel, row, problems) for part in parts for rel, row, problems in part]
 
 
@@ -224,10 +227,7 @@ def collect(content: ContentConfig, site: SiteConfig) -> Collection:
         problem = Problem(str(content.dir), "content folder not found (content.dir)")
         return Collection((), (problem,), 0)
     files = find_files(content.dir, content.include, content.exclude)
-    if len(files) < PARALLEL_FROM:
-        return assemble(read_files(content, site, files), len(files))
-    with worker_pool() as pool:
-        return assemble(read_files(content, site, files, pool=pool), len(files))
+    return assemble(read_files(content, site, files), len(files))
 
 
 def worker_pool() -> ProcessPoolExecutor:
