@@ -70,6 +70,12 @@ def message_id(issue: Issue, recipient: Recipient, newsletter: NewsletterConfig)
     return f"<feedpub.{issue.number}.{who}.{short_digest(newsletter.list_id)}@{domain}>"
 
 
+def message_name(message: EmailMessage) -> str:
+    """A name for the message from its Message-ID, the same each time it is sent
+    (the outbox names its files with it, so a resent message replaces its file)."""
+    return str(message["Message-ID"]).strip("<>").partition("@")[0]
+
+
 def build_message(issue: Issue, recipient: Recipient, newsletter: NewsletterConfig) -> EmailMessage:
     """The finished message for one recipient."""
     unsubscribe_url = _ascii_url(newsletter.unsubscribe_url.replace("{token}", recipient.token))

@@ -14,7 +14,7 @@ from feedpub.content.text import term_slug
 from feedpub.delivery import Deliverer
 from feedpub.digest import IssuePlan, plan_issue, render_issue
 from feedpub.errors import DeliveryError
-from feedpub.mail import build_message, dkim_sign
+from feedpub.mail import build_message, dkim_sign, message_name
 from feedpub.model import Issue, Post, Problem, Recipient
 from feedpub.store import Delivery, Store, Variant
 
@@ -216,7 +216,7 @@ class DigestSender:
             data = message.as_bytes()
             if self.dkim_key is not None and self.config.smtp and self.config.smtp.dkim:
                 data = dkim_sign(data, self.config.smtp.dkim, self.dkim_key)
-            name = message["Message-ID"].strip("<>").partition("@")[0]
+            name = message_name(message)
             self._attempt(delivery, data, name, report, left=len(open_deliveries) - done)
             if self.progress:
                 self.progress(done, len(open_deliveries))

@@ -41,7 +41,7 @@ from feedpub.content.text import term_slug
 from feedpub.delivery import Deliverer
 from feedpub.errors import FeedpubError
 from feedpub.feeds import FILE_NAMES, MEDIA_TYPES
-from feedpub.mail import build_confirmation, personalise
+from feedpub.mail import build_confirmation, message_name, personalise
 from feedpub.store import Store
 from feedpub.subscribers import check_email
 
@@ -331,7 +331,7 @@ class WebApp:
     def _send(self, message: EmailMessage, address: str) -> None:
         deliverer = self.make_deliverer(self.config)
         try:
-            name = str(message["Message-ID"]).strip("<>").partition("@")[0]
+            name = message_name(message)
             outcome = deliverer.send(
                 message.as_bytes(), self.newsletter.sender_email, address, name
             )
