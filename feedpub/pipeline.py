@@ -199,18 +199,18 @@ class DigestSender:
     def _deliver(self, number: int, report: SendReport) -> None:
         open_deliveries = self.store.open_deliveries(number)
         issue_time = self.store.issue_time(number)
-        variants: dict[str, Variant] = {}
+        issues: dict[str, Issue] = {}  # one per variant, read once from the ledger
         for done, delivery in enumerate(open_deliveries, start=1):
             if self.stop():  # asked to shut down: the rest stays pending for the next run
                 report.stopped = True
                 return
             key = delivery.variant or ""
-            if key not in variants:
-                variants[key] = self.store.variant(number, key)
-            variant = variants[key]
-            issue = Issue(
-                number, issue_time, variant.subject, (), (), 0, variant.html, variant.text
-            )
+            if key not in issues:
+                variant = self.store.variant(number, key)
+                issues[key] = Issue(
+                    number, issue_time, variant.subject, (), (), 0, variant.html, variant.text
+                )
+            issue = issues[key]
             recipient = Recipient(delivery.email, delivery.name, delivery.token)
             message = build_message(issue, recipient, self.newsletter)
             data = message.as_bytes()
