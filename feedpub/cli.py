@@ -152,12 +152,10 @@ def build(config_path: Path, strict: bool, quiet: bool) -> None:
     now = datetime.now(UTC)
     report = build_feeds(config, now, strict=strict)
     _report(report.problems)
-    feeds = report.feeds
     if not quiet:
         click.echo(
-            f"{_content_summary(report.counts)}; "
-            f"feeds: {len(feeds.written)} written, {len(feeds.unchanged)} unchanged, "
-            f"{len(feeds.removed)} removed, in {config.feeds.output_dir} ({report.seconds:.2f} s)"
+            f"{_content_summary(report.counts)}; feeds: {report.feeds}, "
+            f"in {config.feeds.output_dir} ({report.seconds:.2f} s)"
         )
     errors, warnings = _tally(report.problems)
     if strict and (errors or warnings):
@@ -439,11 +437,7 @@ def run_command(config_path: Path, quiet: bool) -> None:
             click.echo(f"failed: {failure}", err=True)
     if quiet:
         return
-    feeds = build.feeds
-    click.echo(
-        f"{_content_summary(build.counts)}; feeds: {len(feeds.written)} written, "
-        f"{len(feeds.unchanged)} unchanged, {len(feeds.removed)} removed"
-    )
+    click.echo(f"{_content_summary(build.counts)}; feeds: {build.feeds}")
     if config.newsletter is None:
         click.echo("digest: no newsletter section in the config")
     elif send is None:

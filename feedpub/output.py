@@ -17,6 +17,12 @@ class SyncReport:
     unchanged: tuple[str, ...]
     removed: tuple[str, ...]
 
+    def __str__(self) -> str:
+        return (
+            f"{len(self.written)} written, {len(self.unchanged)} unchanged, "
+            f"{len(self.removed)} removed"
+        )
+
 
 def write_atomic(path: Path, data: bytes) -> bool:
     """Make ``path`` hold ``data``; return False, touching nothing, when it already does.

@@ -173,11 +173,9 @@ def send_summary(report: SendReport) -> str:
 
 
 def build_summary(report: BuildReport) -> str:
-    feeds = report.feeds
     return (
-        f"{report.counts.published} published posts, {len(report.problems)} problems; feeds: "
-        f"{len(feeds.written)} written, {len(feeds.unchanged)} unchanged, "
-        f"{len(feeds.removed)} removed ({report.seconds:.2f} s)"
+        f"{report.counts.published} published posts, {len(report.problems)} problems; "
+        f"feeds: {report.feeds} ({report.seconds:.2f} s)"
     )
 
 
