@@ -13,10 +13,8 @@ from typing import Any
 from urllib.parse import quote, unquote, urljoin, urlsplit
 from zoneinfo import ZoneInfo
 
-import yaml
-from frontmatter.default_handlers import YAMLHandler
-
 from feedpub.config import SiteConfig
+from feedpub.content.front import body_of, split
 from feedpub.content.ids import post_id
 from feedpub.content.text import (
     collapse_space,
@@ -28,7 +26,6 @@ from feedpub.content.text import (
 from feedpub.errors import ContentError
 from feedpub.model import Author, Image, Post, Problem, Severity
 
-_YAML = YAMLHandler()
 KNOWN_KEYS = frozenset(
     "title date lastmod updated sync_time draft tags categories author summary description"
     " cover image source_url slug word_count reading_time guid".split()
@@ -204,33 +201,6 @@ def _decode(path: Path, label: str) -> str:
     return xml_safe(text.replace("\r\n", "\n").replace("\r", "\n"))
 
 
-def _split(text: str, label: str) -> tuple[dict[str, Any], str]:
-    stripped = text.lstrip()
-    offset = text.count("\n", 0, len(text) - len(stripped))
-    boundary = _YAML.FM_BOUNDARY.match(stripped)
-    if boundary is None:
-        raise ContentError(label, "no front matter; the file must start with a line of ---", 1)
-    try:
-        front, body = _YAML.split(stripped)
-    except ValueError:
-        raise ContentError(label, "front matter has no closing --- line", offset + 1) from None
-    # ``front`` starts right after the opening dashes, so its first line is theirs.
-    delimiter_line = offset + stripped.count("\n", 0, boundary.end()) + 1
-    try:
-        meta = _YAML.load(front)
-    except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark or exc.context_mark
-        line = delimiter_line + mark.line if mark else None
-        raise ContentError(label, f"invalid YAML in front matter: {exc.problem}", line) from None
-    except yaml.YAMLError as exc:
-        raise ContentError(label, f"invalid YAML in front matter: {exc}") from None
-    if meta is None:
-        meta = {}
-    if not isinstance(meta, dict):
-        raise ContentError(label, "front matter must be a mapping of keys", delimiter_line + 1)
-    return meta, body.lstrip("\n")
-
-
 def _slug(meta_slug: str | None, rel_path: str) -> str:
     if meta_slug:
         candidate = slugify(meta_slug)
@@ -264,7 +234,7 @@ def read_post(
     ``static_dir`` is where root-relative cover images live, to learn their size.
     """
     label = str(path)
-    meta, body = _split(_decode(path, label), label)
+    meta, body = split(_decode(path, label), label)
     fields = _Reader(label, meta, site.timezone)
     title = fields.text("title")
     if title is None:
@@ -313,5 +283,4 @@ def read_post(
 def read_body(path: str) -> str:
     """The Markdown body of a file ``read_post`` accepted, without parsing its YAML
     again: builds that cache posts keep no bodies and fetch the few they render."""
-    text = _decode(Path(path), path).lstrip()
-    return _YAML.split(text)[1].lstrip("\n")
+    return body_of(_decode(Path(path), path))

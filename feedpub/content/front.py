@@ -1,0 +1,205 @@
+"""Front matter: the YAML between the ``---`` lines, split off and parsed.
+
+Nearly every post's front matter is flat ``key: value`` lines: quoted or plain
+scalars, lists of names (``[a, b]`` or ``- a`` lines) and one-level mappings
+such as ``cover:``. Those are parsed here directly, several times faster than
+PyYAML builds them; anything else goes to PyYAML. Either way the result is
+PyYAML's: a plain scalar is resolved and constructed by PyYAML's own rules
+(``true``, ``0x1F``, ``2025-06-09``), and whatever the quick reading is unsure of,
+it leaves to PyYAML. ``tests/test_front.py`` holds the two to the same answers.
+"""
+
+from __future__ import annotations
+
+import functools
+import re
+from typing import Any
+
+import yaml
+from frontmatter.default_handlers import YAMLHandler
+
+from feedpub.errors import ContentError
+
+_YAML = YAMLHandler()
+_RESOLVER = yaml.resolver.Resolver()
+_CONSTRUCTOR = yaml.constructor.SafeConstructor()
+
+# Characters the quick reading leaves to PyYAML: tabs, backslashes, and what
+# YAML 1.1 counts as line breaks (NEL, U+2028, U+2029) or forbids.
+_UNUSUAL = re.compile(
+    r"[^\n\x20-\x5b\x5d-\x7e\xa0-\u2027\u202a-\ud7ff\ue000-\ufefe\uff00-\ufffd\U00010000-\U0010ffff]"
+)
+_ENTRY = re.compile(r"([A-Za-z_][A-Za-z0-9_-]{0,127}):(?: +(.*?))? *")
+_ITEM = re.compile(r"- +(.*?) *")
+_DOUBLE = re.compile(r'"([^"]*)"')
+_SINGLE = re.compile(r"'((?:[^']|'')*)'")
+_FLOW = re.compile(r"\[(.*)\]")
+_FLOW_ITEM = re.compile(
+    r""" *(?:"([^"]*)"|'((?:[^']|'')*)'|([^ ,\[\]{}#&*!|>'"%@`?:-][^,\[\]{}#:'"]*?)) *(,|$)"""
+)
+# A plain scalar may not start with these (YAML 1.1, 7.3.3); leave them to PyYAML.
+_INDICATORS = frozenset("-?:,[]{}#&*!|>'\"%@`")
+
+
+class _Unsure(Exception):
+    """The quick reading cannot vouch for this front matter."""
+
+
+@functools.lru_cache(maxsize=4096)
+def _plain(text: str) -> Any:
+    """A plain scalar as PyYAML reads it: str, int, float, bool, None, date..."""
+    tag = _RESOLVER.resolve(yaml.ScalarNode, text, (True, False))  # type: ignore[no-untyped-call]
+    try:
+        return _CONSTRUCTOR.yaml_constructors[tag](_CONSTRUCTOR, yaml.ScalarNode(tag, text))
+    except (KeyError, ValueError, yaml.YAMLError):
+        raise _Unsure from None
+
+
+def _scalar(text: str) -> Any:
+    first = text[0]
+    if first == '"':
+        match = _DOUBLE.fullmatch(text)
+        if match is None:
+            raise _Unsure
+        return match[1]
+    if first == "'":
+        match = _SINGLE.fullmatch(text)
+        if match is None:
+            raise _Unsure
+        return match[1].replace("''", "'")
+    if first in _INDICATORS or " #" in text or ": " in text or text.endswith(":"):
+        raise _Unsure
+    return _plain(text)
+
+
+def _flow_items(inner: str) -> list[Any]:
+    if not inner.strip(" "):
+        return []
+    items: list[Any] = []
+    position = 0
+    while True:
+        match = _FLOW_ITEM.match(inner, position)
+        if match is None:
+            raise _Unsure
+        double, single, plain, comma = match.groups()
+        if double is not None:
+            items.append(double)
+        elif single is not None:
+            items.append(single.replace("''", "'"))
+        else:
+            items.append(_plain(plain))
+        if not comma:
+            return items
+        position = match.end()
+
+
+def _value(text: str) -> Any:
+    """An inline value: a scalar or a one-line list."""
+    if text.startswith("["):
+        match = _FLOW.fullmatch(text)
+        if match is None:
+            raise _Unsure
+        return _flow_items(match[1])
+    return _scalar(text)
+
+
+def _key(name: str) -> str:
+    if _plain(name) != name:  # true:, null: and the like are not text keys
+        raise _Unsure
+    return name
+
+
+def _block(lines: list[str]) -> Any:
+    """The indented lines under ``key:``: a list of scalars or a flat mapping."""
+    content = [line for line in lines if line.strip(" ") and not line.lstrip(" ").startswith("#")]
+    if not content:
+        return None
+    indent = len(content[0]) - len(content[0].lstrip(" "))
+    if any(len(line) - len(line.lstrip(" ")) != indent for line in content):
+        raise _Unsure
+    if content[0][indent] == "-":
+        items = []
+        for line in content:
+            match = _ITEM.fullmatch(line, indent)
+            if match is None or not match[1] or match[1].startswith("["):
+                raise _Unsure
+            items.append(_scalar(match[1]))
+        return items
+    mapping: dict[str, Any] = {}
+    for line in content:
+        match = _ENTRY.fullmatch(line, indent)
+        if match is None:
+            raise _Unsure
+        mapping[_key(match[1])] = _value(match[2]) if match[2] else None
+    return mapping
+
+
+def _quick(front: str) -> dict[str, Any] | None:
+    """The front matter as PyYAML would read it, or None when it looks unusual."""
+    if _UNUSUAL.search(front):
+        return None
+    lines = front.split("\n")
+    meta: dict[str, Any] = {}
+    i = 0
+    try:
+        while i < len(lines):
+            line = lines[i]
+            i += 1
+            if not line.strip(" ") or line.lstrip(" ").startswith("#"):
+                continue
+            match = _ENTRY.fullmatch(line)
+            if match is None:
+                return None
+            key = _key(match[1])
+            if match[2]:
+                meta[key] = _value(match[2])
+                continue
+            start = i
+            while i < len(lines) and (
+                lines[i].startswith((" ", "-")) or not lines[i] or lines[i].startswith("#")
+            ):
+                i += 1
+            meta[key] = _block(lines[start:i])
+    except _Unsure:
+        return None
+    return meta or None  # PyYAML reads an empty document as None
+
+
+def _load(front: str, delimiter_line: int, label: str) -> Any:
+    quick = _quick(front)
+    if quick is not None:
+        return quick
+    try:
+        return _YAML.load(front)
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        line = delimiter_line + mark.line if mark else None
+        raise ContentError(label, f"invalid YAML in front matter: {exc.problem}", line) from None
+    except (yaml.YAMLError, ValueError) as exc:  # ValueError: date: 2025-13-45
+        raise ContentError(label, f"invalid YAML in front matter: {exc}") from None
+
+
+def split(text: str, label: str) -> tuple[dict[str, Any], str]:
+    """Front matter as a mapping, and the Markdown body after it."""
+    stripped = text.lstrip()
+    offset = text.count("\n", 0, len(text) - len(stripped))
+    boundary = _YAML.FM_BOUNDARY.match(stripped)
+    if boundary is None:
+        raise ContentError(label, "no front matter; the file must start with a line of ---", 1)
+    try:
+        front, body = _YAML.split(stripped)
+    except ValueError:
+        raise ContentError(label, "front matter has no closing --- line", offset + 1) from None
+    # ``front`` starts right after the opening dashes, so its first line is theirs.
+    delimiter_line = offset + stripped.count("\n", 0, boundary.end()) + 1
+    meta = _load(front, delimiter_line, label)
+    if meta is None:
+        meta = {}
+    if not isinstance(meta, dict):
+        raise ContentError(label, "front matter must be a mapping of keys", delimiter_line + 1)
+    return meta, body.lstrip("\n")
+
+
+def body_of(text: str) -> str:
+    """The body of a text ``split`` accepted, without reading its front matter again."""
+    return _YAML.split(text.lstrip())[1].lstrip("\n")
