@@ -20,7 +20,7 @@ import os
 import pickle
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -46,6 +46,7 @@ from feedpub.feeds import (
     FILE_NAMES,
     RENDERERS,
     STYLESHEET_NAME,
+    FeedPlan,
     FeedSpec,
     load_renderers,
     plan_feeds,
@@ -73,22 +74,41 @@ class BuildReport:
 class _Summary:
     """The small part of the cache: enough to see that nothing changed."""
 
-    fingerprint: str = ""
-    valid_until: datetime | None = None
-    counts: ContentCounts | None = None
-    problems: tuple[Problem, ...] = ()
-    outputs: dict[str, tuple[str, int, int]] = field(default_factory=dict)
+    stats: list[tuple[str, int, int]]
+    valid_until: datetime | None
+    counts: ContentCounts
+    problems: tuple[Problem, ...]
+    render_problems: tuple[Problem, ...]
+    outputs: dict[str, tuple[str, int, int]]
+
+
+@dataclass
+class _Shown:
+    """The middle part: what the feeds showed, enough to rebuild them when only
+    bodies changed. Posts are plain tuples (see collector.freeze), and each
+    rendered body is keyed by its file's size and modification time."""
+
+    plans: list[tuple[str, FeedSpec, tuple[str, ...]]]
+    posts: dict[str, tuple[tuple[Any, ...] | None, tuple[Any, ...]]]
+    rendered: dict[str, tuple[int, int, str, str, int, int]]
 
 
 @dataclass
 class _Index:
-    """The large part: every file's post (as plain tuples, which pickle many times
-    faster than dataclasses), and every rendered body."""
+    """The large part: every file's post, as plain tuples."""
 
-    files: dict[str, tuple[int, int, tuple[Any, ...] | None, tuple[Any, ...]]] = field(
-        default_factory=dict
-    )
-    rendered: dict[str, tuple[int, int, str, str, int, int]] = field(default_factory=dict)
+    files: dict[str, tuple[int, int, tuple[Any, ...] | None, tuple[Any, ...]]]
+
+
+@dataclass(frozen=True, slots=True)
+class _Selection:
+    """The feeds to write, and what collecting the posts for them found."""
+
+    plans: list[FeedPlan]
+    counts: ContentCounts
+    problems: tuple[Problem, ...]
+    valid_until: datetime | None
+    shown: dict[str, tuple[tuple[Any, ...] | None, tuple[Any, ...]]]
 
 
 # The libraries whose output goes into the feeds: upgrading one starts afresh.
@@ -121,16 +141,13 @@ def _config_key(config: Config) -> str:
     return hashlib.sha256(repr(parts).encode()).hexdigest()
 
 
-def _fingerprint(key: str, stats: Sequence[tuple[str, int, int]]) -> str:
-    digest = hashlib.sha256(key.encode())
-    for rel, size, mtime in stats:
-        digest.update(f"{rel}\0{size}\0{mtime}\n".encode())
-    return digest.hexdigest()
-
-
-def _cache_paths(config: Config) -> tuple[Path, Path]:
+def _cache_paths(config: Config) -> tuple[Path, Path, Path]:
     folder = config.state_path.parent
-    return folder / "build-summary.pickle", folder / "build-index.pickle"
+    return (
+        folder / "build-summary.pickle",
+        folder / "build-shown.pickle",
+        folder / "build-index.pickle",
+    )
 
 
 # The daemon builds again and again in one process: it keeps the cache in memory
@@ -270,38 +287,53 @@ def _current(
     return before is not None and before[0] == signature and _outputs_intact(root, {rel: before})
 
 
-def build_feeds(
-    config: Config, now: datetime, *, strict: bool = False, use_cache: bool = True
-) -> BuildReport:
-    """Collect, select and render posts, then write every feed that changed."""
-    started = time.perf_counter()
+def _still_valid(summary: _Summary, now: datetime) -> bool:
+    """Whether no scheduled post has come due since the summary was written."""
+    return summary.valid_until is None or now < summary.valid_until
+
+
+def _bodies_only(
+    config: Config, summary: _Summary, shown: _Shown, stats: list[tuple[str, int, int]]
+) -> _Selection | None:
+    """The last selection again, when the files that changed are all posts the
+    feeds show and none of them changed its front matter: then only their bodies
+    need rendering, and neither the index nor any other post need be read.
+    None when that is not so."""
+    if len(stats) != len(summary.stats):
+        return None
+    before = {rel: (size, mtime) for rel, size, mtime in summary.stats}
+    changed = [rel for rel, size, mtime in stats if before.get(rel) != (size, mtime)]
+    if any(rel not in shown.posts for rel in changed):
+        return None
+    fresh = read_files(config.content, config.site, changed, bodies=False)
+    if any(freeze(result) != shown.posts[result.rel_path] for result in fresh):
+        return None
+    files = {rel: (size, mtime) for rel, size, mtime in stats}
+    for result in fresh:
+        _POSTS.pop((result.rel_path, *before[result.rel_path]), None)
+        _POSTS[(result.rel_path, *files[result.rel_path])] = result
+    posts = {rel: thaw(rel, *frozen).post for rel, frozen in shown.posts.items()}
+    plans = [
+        FeedPlan(folder, spec, tuple(p for p in map(posts.get, rels) if p is not None))
+        for folder, spec, rels in shown.plans
+    ]
+    return _Selection(plans, summary.counts, summary.problems, summary.valid_until, shown.posts)
+
+
+def _everything(
+    config: Config,
+    now: datetime,
+    stats: list[tuple[str, int, int]],
+    key: str,
+    strict: bool,
+    use_cache: bool,
+) -> _Selection:
+    """Collect every post (reading only files the index does not hold as they
+    are now), select the published ones and plan the feeds."""
     content = config.content
-    missing: tuple[Problem, ...] = ()
-    if content.dir.is_dir():
-        stats = scan(content)
-    else:
-        stats = []
-        missing = (Problem(str(content.dir), "content folder not found (content.dir)"),)
-    key = _config_key(config)
-    summary_path, index_path = _cache_paths(config)
-    summary = _load(summary_path, key, _Summary) if use_cache else None
-    fingerprint = _fingerprint(key, stats)
-    root = config.feeds.output_dir
-
-    if (
-        isinstance(summary, _Summary)
-        and summary.counts is not None
-        and summary.fingerprint == fingerprint
-        and (summary.valid_until is None or now < summary.valid_until)
-        and _outputs_intact(root, summary.outputs)
-        and not (strict and summary.problems)
-    ):
-        report = SyncReport((), tuple(sorted(summary.outputs)), ())
-        return BuildReport(summary.counts, summary.problems, report, time.perf_counter() - started)
-
+    index_path = _cache_paths(config)[2]
     loaded = _load(index_path, key, _Index) if use_cache else None
-    index = loaded if isinstance(loaded, _Index) else _Index()
-    known = index.files
+    known = loaded.files if isinstance(loaded, _Index) else {}
     changed = [rel for rel, size, mtime in stats if known.get(rel, (0, 0))[:2] != (size, mtime)]
     fresh = {r.rel_path: r for r in read_files(content, config.site, changed, bodies=False)}
     files = {rel: (size, mtime) for rel, size, mtime in stats}
@@ -309,19 +341,55 @@ def build_feeds(
     _POSTS.clear()
     _POSTS.update({(result.rel_path, *files[result.rel_path]): result for result in results})
     collection = assemble(results, len(stats))
-    if missing:
-        collection = Collection(collection.posts, missing, 0)
+    if not content.dir.is_dir():
+        missing = Problem(str(content.dir), "content folder not found (content.dir)")
+        collection = Collection(collection.posts, (missing,), 0)
     if strict and collection.problems:
         stop = "nothing written: --strict stops on content problems"
         raise ProblemsError(collection.problems, stop)
 
     published = select(collection.posts, now)
     plans = plan_feeds(published, config.site, config.feeds)
+    counts = content_counts(collection, now, len(published))
+    frozen = {
+        rel: (*files[rel], *(freeze(fresh[rel]) if rel in fresh else known[rel][2:]))
+        for rel in files
+    }
+    if use_cache:
+        index = _Index(frozen)
+        if _index_due(index_path, isinstance(loaded, _Index), len(changed)):
+            _save(index_path, key, index)
+        else:
+            _MEMORY[index_path] = (key, index)
+    shown = {p.rel_path: frozen[p.rel_path][2:] for plan in plans for p in plan.posts}
+    next_change = _next_change(collection.posts, now)
+    return _Selection(plans, counts, collection.problems, next_change, shown)
+
+
+@dataclass(frozen=True, slots=True)
+class _Written:
+    report: SyncReport
+    signatures: dict[str, str]
+    rendered: dict[str, tuple[int, int, str, str, int, int]]
+    render_problems: tuple[Problem, ...]
+
+
+def _write_feeds(
+    config: Config,
+    key: str,
+    plans: Sequence[FeedPlan],
+    files: dict[str, tuple[int, int]],
+    cached: dict[str, tuple[int, int, str, str, int, int]],
+    previous: dict[str, tuple[str, int, int]],
+) -> _Written:
+    """Render the bodies the plans show that are not cached as they are now, and
+    write each feed whose inputs changed since ``previous`` wrote it."""
+    root = config.feeds.output_dir
     needed = {p.rel_path: p for plan in plans for p in plan.posts}
     rendered: dict[str, tuple[int, int, str, str, int, int]] = {}
     to_render = []
     for rel, post in needed.items():
-        hit = index.rendered.get(rel)
+        hit = cached.get(rel)
         if hit is not None and hit[:2] == files[rel]:
             rendered[rel] = hit
         else:
@@ -330,7 +398,6 @@ def build_feeds(
     for rel, html, text, words, minutes in done:
         rendered[rel] = (*files[rel], html, text, words, minutes)
 
-    previous = summary.outputs if isinstance(summary, _Summary) else {}
     signatures: dict[str, str] = {}
     kept: list[str] = []
     jobs: list[tuple[str, Sequence[RenderedPost], FeedSpec]] = []
@@ -360,23 +427,67 @@ def build_feeds(
             stylesheet = template_path(config.templates_dir, STYLESHEET_NAME)
             outputs[STYLESHEET_NAME] = stylesheet.read_bytes()
     report = sync_outputs(root, outputs, MANAGED_FILES, keep=kept)
+    return _Written(report, signatures, rendered, tuple(render_problems))
 
-    problems = (*collection.problems, *render_problems)
-    counts = content_counts(collection, now, len(published))
+
+def build_feeds(
+    config: Config, now: datetime, *, strict: bool = False, use_cache: bool = True
+) -> BuildReport:
+    """Collect, select and render posts, then write every feed that changed."""
+    started = time.perf_counter()
+    stats = scan(config.content) if config.content.dir.is_dir() else []
+    key = _config_key(config)
+    summary_path, shown_path, _ = _cache_paths(config)
+    summary = _load(summary_path, key, _Summary) if use_cache else None
+    root = config.feeds.output_dir
+    usable = (
+        isinstance(summary, _Summary)
+        and _still_valid(summary, now)
+        and not (strict and summary.problems)
+    )
+    if (
+        isinstance(summary, _Summary)
+        and usable
+        and summary.stats == stats
+        and _outputs_intact(root, summary.outputs)
+    ):
+        report = SyncReport((), tuple(sorted(summary.outputs)), ())
+        problems = (*summary.problems, *summary.render_problems)
+        return BuildReport(summary.counts, problems, report, time.perf_counter() - started)
+
+    shown = _load(shown_path, key, _Shown) if use_cache else None
+    selection = None
+    if isinstance(summary, _Summary) and isinstance(shown, _Shown) and usable:
+        selection = _bodies_only(config, summary, shown, stats)
+    if selection is None:
+        selection = _everything(config, now, stats, key, strict, use_cache)
+    files = {rel: (size, mtime) for rel, size, mtime in stats}
+    written = _write_feeds(
+        config,
+        key,
+        selection.plans,
+        files,
+        shown.rendered if isinstance(shown, _Shown) else {},
+        summary.outputs if isinstance(summary, _Summary) else {},
+    )
     if use_cache:
-        written = {}
-        for rel, signature in signatures.items():
+        outputs = {}
+        for rel, signature in written.signatures.items():
             stat = (root / rel).stat()
-            written[rel] = (signature, stat.st_size, stat.st_mtime_ns)
-        frozen = {
-            rel: (*files[rel], *(freeze(fresh[rel]) if rel in fresh else known[rel][2:]))
-            for rel in files
-        }
-        index = _Index(frozen, rendered)
-        if _index_due(index_path, isinstance(loaded, _Index), len(changed)):
-            _save(index_path, key, index)
-        else:
-            _MEMORY[index_path] = (key, index)
-        next_change = _next_change(collection.posts, now)
-        _save(summary_path, key, _Summary(fingerprint, next_change, counts, problems, written))
-    return BuildReport(counts, problems, report, time.perf_counter() - started)
+            outputs[rel] = (signature, stat.st_size, stat.st_mtime_ns)
+        plans = [(p.folder, p.spec, tuple(x.rel_path for x in p.posts)) for p in selection.plans]
+        _save(shown_path, key, _Shown(plans, selection.shown, written.rendered))
+        _save(
+            summary_path,
+            key,
+            _Summary(
+                stats,
+                selection.valid_until,
+                selection.counts,
+                selection.problems,
+                written.render_problems,
+                outputs,
+            ),
+        )
+    problems = (*selection.problems, *written.render_problems)
+    return BuildReport(selection.counts, problems, written.report, time.perf_counter() - started)

@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
-from importlib.resources import files
+import importlib.util
 from pathlib import Path
 
 
 def builtin_templates_dir() -> Path:
-    return Path(str(files("feedpub.templates")))
+    # find_spec, not importlib.resources: that import alone costs every run
+    # several milliseconds. The templates are installed as plain files.
+    spec = importlib.util.find_spec("feedpub.templates")
+    locations = spec.submodule_search_locations if spec is not None else None
+    if not locations:
+        raise RuntimeError("feedpub is installed without its templates; install it again")
+    return Path(locations[0])
 
 
 def template_path(templates_dir: Path, name: str) -> Path:

@@ -149,6 +149,32 @@ def test_an_index_that_lags_behind_the_content_is_safe(tmp_path: Path, content: 
         _same_as_uncached(tmp_path, config)
 
 
+def test_a_body_edit_needs_neither_the_index_nor_the_other_posts(
+    tmp_path: Path, content: Path
+) -> None:
+    config = _site(tmp_path, "cached", content)
+    build_feeds(config, NOW)
+    index = config.state_path.parent / "build-index.pickle"
+    index.unlink()
+    _MEMORY.clear()
+    post = content / "posts" / "agents-in-production.md"
+    post.write_text(post.read_text().replace("the bill arrives", "the invoice arrives"))
+    _touch_later(post)
+    edited = build_feeds(config, NOW)
+    assert not index.exists()  # collecting every post again would have written it
+    assert "tags/agents/rss.xml" in edited.feeds.written
+    assert "the invoice arrives" in (config.feeds.output_dir / "rss.xml").read_text()
+    _same_as_uncached(tmp_path, config)
+
+    # A front-matter edit needs every post again: the index is rebuilt from the files.
+    post.write_text(post.read_text().replace('"Agents"', '"Operators"'))
+    _touch_later(post)
+    build_feeds(config, NOW)
+    assert index.exists()
+    assert (config.feeds.output_dir / "tags" / "operators" / "rss.xml").exists()
+    _same_as_uncached(tmp_path, config)
+
+
 def test_outputs_changed_by_hand_are_rewritten(tmp_path: Path, content: Path) -> None:
     config = _site(tmp_path, "cached", content)
     build_feeds(config, NOW)

@@ -26,9 +26,7 @@ _CONSTRUCTOR = yaml.constructor.SafeConstructor()
 
 # Characters the quick reading leaves to PyYAML: tabs, backslashes, and what
 # YAML 1.1 counts as line breaks (NEL, U+2028, U+2029) or forbids.
-_UNUSUAL = re.compile(
-    r"[^\n\x20-\x5b\x5d-\x7e\xa0-\u2027\u202a-\ud7ff\ue000-\ufefe\uff00-\ufffd\U00010000-\U0010ffff]"
-)
+_UNUSUAL = re.compile(r"[\x00-\x09\x0b-\x1f\\\x7f-\x9f\u2028\u2029\ud800-\udfff\ufeff\ufffe\uffff]")
 _ENTRY = re.compile(r"([A-Za-z_][A-Za-z0-9_-]{0,127}):(?: +(.*?))? *")
 _ITEM = re.compile(r"- +(.*?) *")
 _DOUBLE = re.compile(r'"([^"]*)"')
