@@ -109,6 +109,7 @@ class _Selection:
     problems: tuple[Problem, ...]
     valid_until: datetime | None
     shown: dict[str, tuple[tuple[Any, ...] | None, tuple[Any, ...]]]
+    same_plans: bool  # the last build's, taken from the cache
 
 
 # The libraries whose output goes into the feeds: upgrading one starts afresh.
@@ -171,8 +172,9 @@ def _load(path: Path, key: str, kind: type) -> object | None:
 
 # The large index on disk may lag behind: its entries are checked against each
 # file's size and time, so an older one only means reading a few files again.
-# A one-shot build rewrites it once that many files differ from it; a
-# long-lived process at most every five minutes.
+# So may the rendered bodies, when the feeds show the same posts as before.
+# A one-shot build rewrites such a part once that many entries differ from it;
+# a long-lived process at most every five minutes.
 INDEX_REWRITE_FROM = 50
 INDEX_WRITE_INTERVAL = 300.0
 _LAST_WRITE: dict[Path, float] = {}
@@ -186,8 +188,8 @@ def _save(path: Path, key: str, value: object) -> None:
         write_atomic(path, pickle.dumps((key, value), protocol=pickle.HIGHEST_PROTOCOL))
 
 
-def _index_due(path: Path, on_disk: bool, stale: int) -> bool:
-    """Whether to write the index now (see INDEX_REWRITE_FROM)."""
+def _write_due(path: Path, on_disk: bool, stale: int) -> bool:
+    """Whether to write a part of the cache that may lag (see INDEX_REWRITE_FROM)."""
     if not on_disk:
         return True
     if path not in _MEMORY:  # the first build of this process
@@ -317,7 +319,9 @@ def _bodies_only(
         FeedPlan(folder, spec, tuple(p for p in map(posts.get, rels) if p is not None))
         for folder, spec, rels in shown.plans
     ]
-    return _Selection(plans, summary.counts, summary.problems, summary.valid_until, shown.posts)
+    return _Selection(
+        plans, summary.counts, summary.problems, summary.valid_until, shown.posts, True
+    )
 
 
 def _everything(
@@ -357,13 +361,13 @@ def _everything(
     }
     if use_cache:
         index = _Index(frozen)
-        if _index_due(index_path, isinstance(loaded, _Index), len(changed)):
+        if _write_due(index_path, isinstance(loaded, _Index), len(changed)):
             _save(index_path, key, index)
         else:
             _MEMORY[index_path] = (key, index)
     shown = {p.rel_path: frozen[p.rel_path][2:] for plan in plans for p in plan.posts}
     next_change = _next_change(collection.posts, now)
-    return _Selection(plans, counts, collection.problems, next_change, shown)
+    return _Selection(plans, counts, collection.problems, next_change, shown, False)
 
 
 @dataclass(frozen=True, slots=True)
@@ -371,6 +375,7 @@ class _Written:
     report: SyncReport
     signatures: dict[str, str]
     rendered: dict[str, tuple[int, int, str, str, int, int]]
+    renders: int
     render_problems: tuple[Problem, ...]
 
 
@@ -427,7 +432,7 @@ def _write_feeds(
             stylesheet = template_path(config.templates_dir, STYLESHEET_NAME)
             outputs[STYLESHEET_NAME] = stylesheet.read_bytes()
     report = sync_outputs(root, outputs, MANAGED_FILES, keep=kept)
-    return _Written(report, signatures, rendered, tuple(render_problems))
+    return _Written(report, signatures, rendered, len(to_render), tuple(render_problems))
 
 
 def build_feeds(
@@ -476,7 +481,14 @@ def build_feeds(
             stat = (root / rel).stat()
             outputs[rel] = (signature, stat.st_size, stat.st_mtime_ns)
         plans = [(p.folder, p.spec, tuple(x.rel_path for x in p.posts)) for p in selection.plans]
-        _save(shown_path, key, _Shown(plans, selection.shown, written.rendered))
+        latest = _Shown(plans, selection.shown, written.rendered)
+        # Later builds reuse the plans, so new ones are written at once; the
+        # rendered bodies alone may lag.
+        on_disk = isinstance(shown, _Shown)
+        if not selection.same_plans or _write_due(shown_path, on_disk, written.renders):
+            _save(shown_path, key, latest)
+        else:
+            _MEMORY[shown_path] = (key, latest)
         _save(
             summary_path,
             key,

@@ -75,13 +75,20 @@ def find_files(directory: Path, include: Sequence[str], exclude: Sequence[str]) 
     return [rel for rel, _, _ in _walk(directory, include, exclude)]
 
 
+def _any_of(patterns: Sequence[str]) -> re.Pattern[str] | None:
+    """One expression matching what any of the globs matches; None for no globs."""
+    if not patterns:
+        return None
+    return re.compile("|".join(f"(?:{glob_pattern(p).pattern})" for p in patterns))
+
+
 def _walk(
     directory: Path, include: Sequence[str], exclude: Sequence[str]
 ) -> list[tuple[str, int, int]]:
     """Matching files with their size and modification time (nanoseconds), sorted
     by path; one stat call each, no pathlib objects (a site may hold 100,000 posts)."""
-    wanted = [glob_pattern(p) for p in include]
-    unwanted = [glob_pattern(p) for p in exclude]
+    wanted = _any_of(include)
+    unwanted = _any_of(exclude)
     found: list[tuple[str, int, int]] = []
 
     def walk(folder: str, prefix: str) -> None:
@@ -95,8 +102,10 @@ def _walk(
             rel = prefix + entry.name
             if entry.is_dir(follow_symlinks=False):  # as os.walk: no loops through links
                 walk(entry.path, rel + "/")
-            elif any(p.fullmatch(rel) for p in wanted) and not any(
-                p.fullmatch(rel) for p in unwanted
+            elif (
+                wanted is not None
+                and wanted.fullmatch(rel)
+                and (unwanted is None or not unwanted.fullmatch(rel))
             ):
                 try:
                     stat = entry.stat()
@@ -105,7 +114,8 @@ def _walk(
                 found.append((rel, stat.st_size, stat.st_mtime_ns))
 
     walk(str(directory), "")
-    return sorted(found)
+    found.sort()
+    return found
 
 
 @dataclass(frozen=True, slots=True)

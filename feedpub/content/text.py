@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import itertools
 import math
 import re
 import unicodedata
@@ -20,8 +21,9 @@ _CJK_CLASS = (
 )
 # Marks that belong to the character before them (combining marks, variation selectors).
 _MARKS = "\u0300-\u036f\u1ab0-\u1aff\u20d0-\u20ff\ufe00-\ufe0f\U000e0100-\U000e01ef"
-# A unit is one CJK character with its marks, or a run of other non-space characters.
-_UNIT_PATTERN = f"[{_CJK_CLASS}][{_MARKS}]*|[^\\s{_CJK_CLASS}]+"
+# A unit is one CJK character with its marks (the group), or a run of other
+# non-space characters.
+_UNIT_PATTERN = f"([{_CJK_CLASS}][{_MARKS}]*)|[^\\s{_CJK_CLASS}]+"
 
 
 @functools.cache
@@ -29,11 +31,6 @@ def _unit() -> re.Pattern[str]:
     """Compiled on first use: these classes take milliseconds to compile, and
     'feedpub build' with nothing to do should not pay for them."""
     return re.compile(_UNIT_PATTERN)
-
-
-@functools.cache
-def _cjk() -> re.Pattern[str]:
-    return re.compile(f"[{_CJK_CLASS}]")
 
 
 _SENTENCE_END = re.compile(r"[.!?。！？][\"'”’」』）)]*(?=\s|$)|[。！？]")
@@ -100,13 +97,14 @@ def _units(text: str) -> Iterator[re.Match[str]]:
 
 def count_words(text: str) -> int:
     """Words in Latin-like text plus characters in CJK text."""
-    return sum(1 for _ in _units(text))
+    return len(_unit().findall(text))
 
 
 def reading_minutes(text: str) -> int:
     """Whole minutes to read ``text``, at least one."""
-    cjk = len(_cjk().findall(text))
-    words = count_words(text) - cjk
+    units = _unit().findall(text)  # CJK characters come back as themselves, words as ""
+    cjk = len(units) - units.count("")
+    words = len(units) - cjk
     return max(1, math.ceil(words / WORDS_PER_MINUTE + cjk / CJK_CHARS_PER_MINUTE))
 
 
@@ -146,8 +144,8 @@ def trim(text: str, limit: int) -> str:
     the allowance, else after the last whole unit; a cut text ends with an ellipsis.
     """
     text = collapse_space(text)
-    units = list(_units(text))
     limit = max(limit, 1)
+    units = list(itertools.islice(_units(text), limit + 1))
     if len(units) <= limit:
         return text
     end = units[limit - 1].end()
