@@ -23,7 +23,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from feedpub import __version__
 from feedpub.collector import (
@@ -80,14 +80,20 @@ class _Summary:
     problems: tuple[Problem, ...]
     render_problems: tuple[Problem, ...]
     outputs: dict[str, tuple[str, int, int]]
+    plans: str  # the generation of _Shown written with it
 
 
 @dataclass
 class _Shown:
     """The middle part: what the feeds showed, enough to rebuild them when only
     bodies changed. Posts are plain tuples (see collector.freeze), and each
-    rendered body is keyed by its file's size and modification time."""
+    rendered body is keyed by its file's size and modification time.
 
+    Each new set of plans is a new generation, named in the summary written
+    with it: a summary and plans from different builds (one of the two writes
+    lost) are never used together."""
+
+    generation: str
     plans: list[tuple[str, FeedSpec, tuple[str, ...]]]
     posts: dict[str, tuple[tuple[Any, ...] | None, tuple[Any, ...]]]
     rendered: dict[str, tuple[int, int, str, str, int, int]]
@@ -151,6 +157,8 @@ def _cache_paths(config: Config) -> tuple[Path, Path, Path]:
     )
 
 
+_Part = TypeVar("_Part", "_Summary", "_Shown", "_Index")
+
 # The daemon builds again and again in one process: it keeps the cache in memory
 # as well, so that its rebuilds skip reading it back from disk.
 _MEMORY: dict[Path, tuple[str, object]] = {}
@@ -158,7 +166,7 @@ _MEMORY: dict[Path, tuple[str, object]] = {}
 _POSTS: dict[tuple[str, int, int], FileResult] = {}
 
 
-def _load(path: Path, key: str, kind: type) -> object | None:
+def _load(path: Path, key: str, kind: type[_Part]) -> _Part | None:
     remembered = _MEMORY.get(path)
     if remembered is not None and remembered[0] == key and isinstance(remembered[1], kind):
         return remembered[1]
@@ -183,9 +191,11 @@ _LAST_WRITE: dict[Path, float] = {}
 def _save(path: Path, key: str, value: object) -> None:
     _MEMORY[path] = (key, value)
     _LAST_WRITE[path] = time.monotonic()
-    # A cache that cannot be saved only makes the next build slower.
+    # A cache that cannot be saved, or is lost in a crash, only makes the next
+    # build slower: each part is checked before it is used.
     with contextlib.suppress(OSError):
-        write_atomic(path, pickle.dumps((key, value), protocol=pickle.HIGHEST_PROTOCOL))
+        data = pickle.dumps((key, value), protocol=pickle.HIGHEST_PROTOCOL)
+        write_atomic(path, data, durable=False)
 
 
 def _write_due(path: Path, on_disk: bool, stale: int) -> bool:
@@ -337,7 +347,7 @@ def _everything(
     content = config.content
     index_path = _cache_paths(config)[2]
     loaded = _load(index_path, key, _Index) if use_cache else None
-    known = loaded.files if isinstance(loaded, _Index) else {}
+    known = loaded.files if loaded is not None else {}
     changed = [rel for rel, size, mtime in stats if known.get(rel, (0, 0))[:2] != (size, mtime)]
     fresh = {r.rel_path: r for r in read_files(content, config.site, changed, bodies=False)}
     files = {rel: (size, mtime) for rel, size, mtime in stats}
@@ -361,7 +371,7 @@ def _everything(
     }
     if use_cache:
         index = _Index(frozen)
-        if _write_due(index_path, isinstance(loaded, _Index), len(changed)):
+        if _write_due(index_path, loaded is not None, len(changed)):
             _save(index_path, key, index)
         else:
             _MEMORY[index_path] = (key, index)
@@ -446,12 +456,10 @@ def build_feeds(
     summary = _load(summary_path, key, _Summary) if use_cache else None
     root = config.feeds.output_dir
     usable = (
-        isinstance(summary, _Summary)
-        and _still_valid(summary, now)
-        and not (strict and summary.problems)
+        summary is not None and _still_valid(summary, now) and not (strict and summary.problems)
     )
     if (
-        isinstance(summary, _Summary)
+        summary is not None
         and usable
         and summary.stats == stats
         and _outputs_intact(root, summary.outputs)
@@ -462,7 +470,7 @@ def build_feeds(
 
     shown = _load(shown_path, key, _Shown) if use_cache else None
     selection = None
-    if isinstance(summary, _Summary) and isinstance(shown, _Shown) and usable:
+    if summary is not None and shown is not None and usable and summary.plans == shown.generation:
         selection = _bodies_only(config, summary, shown, stats)
     if selection is None:
         selection = _everything(config, now, stats, key, strict, use_cache)
@@ -472,8 +480,8 @@ def build_feeds(
         key,
         selection.plans,
         files,
-        shown.rendered if isinstance(shown, _Shown) else {},
-        summary.outputs if isinstance(summary, _Summary) else {},
+        shown.rendered if shown is not None else {},
+        summary.outputs if summary is not None else {},
     )
     if use_cache:
         outputs = {}
@@ -481,11 +489,12 @@ def build_feeds(
             stat = (root / rel).stat()
             outputs[rel] = (signature, stat.st_size, stat.st_mtime_ns)
         plans = [(p.folder, p.spec, tuple(x.rel_path for x in p.posts)) for p in selection.plans]
-        latest = _Shown(plans, selection.shown, written.rendered)
+        kept = shown if selection.same_plans else None
+        generation = kept.generation if kept is not None else os.urandom(8).hex()
+        latest = _Shown(generation, plans, selection.shown, written.rendered)
         # Later builds reuse the plans, so new ones are written at once; the
         # rendered bodies alone may lag.
-        on_disk = isinstance(shown, _Shown)
-        if not selection.same_plans or _write_due(shown_path, on_disk, written.renders):
+        if kept is None or _write_due(shown_path, True, written.renders):
             _save(shown_path, key, latest)
         else:
             _MEMORY[shown_path] = (key, latest)
@@ -499,6 +508,7 @@ def build_feeds(
                 selection.problems,
                 written.render_problems,
                 outputs,
+                generation,
             ),
         )
     problems = (*selection.problems, *written.render_problems)

@@ -24,11 +24,12 @@ class SyncReport:
         )
 
 
-def write_atomic(path: Path, data: bytes) -> bool:
+def write_atomic(path: Path, data: bytes, *, durable: bool = True) -> bool:
     """Make ``path`` hold ``data``; return False, touching nothing, when it already does.
 
     The bytes go to a temporary file in the same folder, which then replaces
-    ``path`` in one step, so a reader never sees half a file.
+    ``path`` in one step, so a reader never sees half a file. ``durable=False``
+    skips flushing them to the disk first, for files that are only a cache.
     """
     try:
         if path.stat().st_size == len(data) and path.read_bytes() == data:
@@ -40,8 +41,9 @@ def write_atomic(path: Path, data: bytes) -> bool:
     try:
         with os.fdopen(handle, "wb") as stream:
             stream.write(data)
-            stream.flush()
-            os.fsync(stream.fileno())
+            if durable:
+                stream.flush()
+                os.fsync(stream.fileno())
         os.chmod(temporary, 0o644)  # mkstemp makes 0600; feeds are public
         os.replace(temporary, path)
     except BaseException:

@@ -176,6 +176,27 @@ def test_a_body_edit_needs_neither_the_index_nor_the_other_posts(
     _same_as_uncached(tmp_path, config)
 
 
+def test_plans_from_another_build_than_the_summary_are_not_used(
+    tmp_path: Path, content: Path
+) -> None:
+    config = _site(tmp_path, "cached", content)
+    build_feeds(config, NOW)
+    shown = config.state_path.parent / "build-shown.pickle"
+    before_retag = shown.read_bytes()
+    retagged = content / "posts" / "open-weights-roundup.md"
+    retagged.write_text(retagged.read_text().replace('"C++"', '"Rust"'))
+    _touch_later(retagged)
+    build_feeds(config, NOW)
+    shown.write_bytes(before_retag)  # as if this write had been lost in a crash
+    _MEMORY.clear()
+    post = content / "posts" / "agents-in-production.md"
+    post.write_text(post.read_text() + "\nOne more line.\n")
+    _touch_later(post)
+    build_feeds(config, NOW)
+    assert (config.feeds.output_dir / "tags" / "rust" / "atom.xml").exists()
+    _same_as_uncached(tmp_path, config)
+
+
 def test_outputs_changed_by_hand_are_rewritten(tmp_path: Path, content: Path) -> None:
     config = _site(tmp_path, "cached", content)
     build_feeds(config, NOW)
