@@ -5,20 +5,21 @@
 
 from __future__ import annotations
 
-import multiprocessing
 import os
 import re
 from collections.abc import Iterable, Sequence
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import astuple, dataclass, fields
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from feedpub.config import ContentConfig, SiteConfig
 from feedpub.content.text import normalise_title, term_slug
 from feedpub.errors import ContentError
 from feedpub.model import Author, Image, Post, Problem, Severity
+
+if TYPE_CHECKING:
+    from concurrent.futures import ProcessPoolExecutor
 
 
 @dataclass(frozen=True, slots=True)
@@ -247,6 +248,9 @@ def worker_pool() -> ProcessPoolExecutor:
     workers): a child that imported while another thread of the parent (the
     daemon's web server, say) held the import lock at the fork would wait forever.
     """
+    import multiprocessing  # here: a build with nothing to do need not import them
+    from concurrent.futures import ProcessPoolExecutor
+
     import feedpub.content.post
     import feedpub.content.render  # noqa: F401
 
