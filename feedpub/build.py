@@ -52,7 +52,7 @@ from feedpub.feeds import (
     plan_feeds,
 )
 from feedpub.model import Post, Problem, RenderedPost
-from feedpub.output import SyncReport, sync_outputs, write_atomic
+from feedpub.output import SyncReport, remove_stale, write_atomic, writing_to
 from feedpub.theme import template_path
 
 # Files a build owns in the output folder; it removes those it no longer makes.
@@ -286,9 +286,14 @@ def _render_many(
     return results, problems
 
 
-def _render_feed(jobs: Sequence[tuple[str, Sequence[RenderedPost], FeedSpec]], index: int) -> bytes:
-    fmt, items, spec = jobs[index]
-    return RENDERERS[fmt](items, spec)
+# A feed to write: its path, format, items and what it says about itself.
+FeedJob = tuple[Path, str, Sequence[RenderedPost], FeedSpec]
+
+
+def _write_feed(jobs: Sequence[FeedJob], index: int) -> bool:
+    """Render and write one feed (in a worker: only whether it changed comes back)."""
+    path, fmt, items, spec = jobs[index]
+    return write_atomic(path, RENDERERS[fmt](items, spec))
 
 
 def _current(
@@ -415,7 +420,7 @@ def _write_feeds(
 
     signatures: dict[str, str] = {}
     kept: list[str] = []
-    jobs: list[tuple[str, Sequence[RenderedPost], FeedSpec]] = []
+    jobs: list[FeedJob] = []
     job_names: list[str] = []
     for plan in plans:
         shown = [p for p in plan.posts if p.rel_path in rendered]
@@ -427,21 +432,25 @@ def _write_feeds(
             if _current(root, previous, rel, signatures[rel]):
                 kept.append(rel)
             else:
-                jobs.append((fmt, items, plan.spec))
+                jobs.append((root / rel, fmt, items, plan.spec))
                 job_names.append(rel)
-    if worth_forking(len(jobs), FEEDS_IN_PARALLEL_FROM):
-        documents = _forked_map(_render_feed, jobs, len(jobs))
-    else:
-        documents = [_render_feed(jobs, i) for i in range(len(jobs))]
-    outputs = dict(zip(job_names, documents, strict=True))
-    if config.feeds.stylesheet:
-        signatures[STYLESHEET_NAME] = key
-        if _current(root, previous, STYLESHEET_NAME, key):
-            kept.append(STYLESHEET_NAME)
+    with writing_to(root):
+        if worth_forking(len(jobs), FEEDS_IN_PARALLEL_FROM):
+            changed = _forked_map(_write_feed, jobs, len(jobs))
         else:
-            stylesheet = template_path(config.templates_dir, STYLESHEET_NAME)
-            outputs[STYLESHEET_NAME] = stylesheet.read_bytes()
-    report = sync_outputs(root, outputs, MANAGED_FILES, keep=kept)
+            changed = [_write_feed(jobs, i) for i in range(len(jobs))]
+        if config.feeds.stylesheet:
+            signatures[STYLESHEET_NAME] = key
+            if _current(root, previous, STYLESHEET_NAME, key):
+                kept.append(STYLESHEET_NAME)
+            else:
+                stylesheet = template_path(config.templates_dir, STYLESHEET_NAME)
+                job_names.append(STYLESHEET_NAME)
+                changed.append(write_atomic(root / STYLESHEET_NAME, stylesheet.read_bytes()))
+        removed = remove_stale(root, signatures, MANAGED_FILES)
+    written = [rel for rel, wrote in zip(job_names, changed, strict=True) if wrote]
+    unchanged = [rel for rel, wrote in zip(job_names, changed, strict=True) if not wrote]
+    report = SyncReport(tuple(sorted(written)), tuple(sorted(kept + unchanged)), tuple(removed))
     return _Written(report, signatures, rendered, len(to_render), tuple(render_problems))
 
 

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import tempfile
-from collections.abc import Collection, Mapping
+from collections.abc import Collection, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -52,29 +53,27 @@ def write_atomic(path: Path, data: bytes, *, durable: bool = True) -> bool:
     return True
 
 
-def sync_outputs(
-    root: Path, outputs: Mapping[str, bytes], managed: Collection[str], keep: Collection[str] = ()
-) -> SyncReport:
-    """Write every output under ``root``; ``keep`` names files known to be current
-    already. Remove files named in ``managed`` that this build no longer produces
-    (a tag without posts), and the folders they leave empty."""
-    written: list[str] = []
-    unchanged: list[str] = list(keep)
-    removed: list[str] = []
-    current = set(outputs) | set(keep)
+@contextlib.contextmanager
+def writing_to(root: Path) -> Iterator[None]:
+    """Report a failed write under ``root`` as an ``OutputError`` naming the file."""
     try:
-        for rel, data in sorted(outputs.items()):
-            (written if write_atomic(root / rel, data) else unchanged).append(rel)
-        for path in sorted(root.rglob("*")) if root.is_dir() else ():
-            rel = path.relative_to(root).as_posix()
-            if path.name in managed and path.is_file() and rel not in current:
-                path.unlink()
-                removed.append(rel)
-                _remove_empty_parents(path.parent, root)
+        yield
     except OSError as exc:
         where = exc.filename or root
         raise OutputError(f"cannot write {where}: {exc.strerror or exc}") from None
-    return SyncReport(tuple(written), tuple(sorted(unchanged)), tuple(removed))
+
+
+def remove_stale(root: Path, current: Collection[str], managed: Collection[str]) -> list[str]:
+    """Remove files under ``root`` named in ``managed`` that are not ``current``
+    (a tag that lost its posts), and the folders they leave empty."""
+    removed: list[str] = []
+    for path in sorted(root.rglob("*")) if root.is_dir() else ():
+        rel = path.relative_to(root).as_posix()
+        if path.name in managed and path.is_file() and rel not in current:
+            path.unlink()
+            removed.append(rel)
+            _remove_empty_parents(path.parent, root)
+    return removed
 
 
 def _remove_empty_parents(folder: Path, root: Path) -> None:
