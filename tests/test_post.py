@@ -1,11 +1,15 @@
 from __future__ import annotations
 
+import uuid
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from feedpub.config import SiteConfig
+from feedpub.content.ids import _uuid5
 from feedpub.content.post import read_post
 from feedpub.content.render import render_post
 from feedpub.errors import ContentError
@@ -327,3 +331,8 @@ def test_ids_survive_moves_and_differ_between_sites(
         write_post("g.md", "title: T\ndate: 2025-06-09\nguid: tag:old.example,2020:1"), site
     )
     assert given.id == "tag:old.example,2020:1"
+
+
+@given(st.binary(min_size=16, max_size=16), st.text())
+def test_ids_are_the_uuid5_of_rfc_4122(namespace: bytes, name: str) -> None:
+    assert _uuid5(namespace, name) == str(uuid.uuid5(uuid.UUID(bytes=namespace), name))

@@ -18,6 +18,7 @@ from typing import Any
 import yaml
 from frontmatter.default_handlers import YAMLHandler
 
+from feedpub.content.text import xml_safe
 from feedpub.errors import ContentError
 
 _YAML = YAMLHandler()
@@ -31,7 +32,7 @@ _ENTRY = re.compile(r"([A-Za-z_][A-Za-z0-9_-]{0,127}):(?: +(.*?))? *")
 _ITEM = re.compile(r"- +(.*?) *")
 _DOUBLE = re.compile(r'"([^"]*)"')
 _SINGLE = re.compile(r"'((?:[^']|'')*)'")
-_FLOW = re.compile(r"\[(.*)\]")
+_QUOTED_OR_FLOW = re.compile(r""""([^"]*)"|'((?:[^']|'')*)'|\[(.*)\]""")
 _FLOW_ITEM = re.compile(
     r""" *(?:"([^"]*)"|'((?:[^']|'')*)'|([^ ,\[\]{}#&*!|>'"%@`?:-][^,\[\]{}#:'"]*?)) *(,|$)"""
 )
@@ -93,12 +94,15 @@ def _flow_items(inner: str) -> list[Any]:
 
 def _value(text: str) -> Any:
     """An inline value: a scalar or a one-line list."""
-    if text.startswith("["):
-        match = _FLOW.fullmatch(text)
-        if match is None:
-            raise _Unsure
-        return _flow_items(match[1])
-    return _scalar(text)
+    match = _QUOTED_OR_FLOW.fullmatch(text)
+    if match is None:
+        return _scalar(text)  # plain, or something to leave to PyYAML
+    double, single, flow = match.groups()
+    if double is not None:
+        return double
+    if single is not None:
+        return single.replace("''", "'")
+    return _flow_items(flow)
 
 
 def _key(name: str) -> str:
@@ -143,10 +147,10 @@ def _quick(front: str) -> dict[str, Any] | None:
         while i < len(lines):
             line = lines[i]
             i += 1
-            if not line.strip(" ") or line.lstrip(" ").startswith("#"):
-                continue
             match = _ENTRY.fullmatch(line)
             if match is None:
+                if not line.strip(" ") or line.lstrip(" ").startswith("#"):
+                    continue  # a blank line or a comment
                 return None
             key = _key(match[1])
             if match[2]:
@@ -163,12 +167,26 @@ def _quick(front: str) -> dict[str, Any] | None:
     return meta or None  # PyYAML reads an empty document as None
 
 
+def _xml_safe(value: Any) -> Any:
+    """``value`` with characters XML cannot carry removed from every string in it."""
+    if isinstance(value, str):
+        return xml_safe(value)
+    if isinstance(value, list):
+        return [_xml_safe(v) for v in value]
+    if isinstance(value, dict):
+        return {_xml_safe(k): _xml_safe(v) for k, v in value.items()}
+    return value
+
+
 def _load(front: str, delimiter_line: int, label: str) -> Any:
+    """The front matter's values; no string in them holds a character XML forbids
+    (the file's text has none, and the quick reading makes none, but a YAML escape
+    such as "\\x01" could)."""
     quick = _quick(front)
     if quick is not None:
         return quick
     try:
-        return _YAML.load(front)
+        return _xml_safe(_YAML.load(front))
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         line = delimiter_line + mark.line if mark else None

@@ -65,7 +65,7 @@ class _Reader:
             return None
         if isinstance(value, bool) or not isinstance(value, str | int | float):
             raise self.fail(f"{key}: expected text, got {_kind(value)}")
-        return collapse_space(xml_safe(str(value))) or None
+        return collapse_space(str(value)) or None
 
     def terms(self, key: str) -> tuple[str, ...]:
         value = self.meta.get(key)
@@ -74,7 +74,7 @@ class _Reader:
         items = value if isinstance(value, list) else [value]
         if not all(isinstance(v, str | int | float) and not isinstance(v, bool) for v in items):
             raise self.fail(f"{key}: expected a list of names, got {_kind(value)}")
-        names = (collapse_space(xml_safe(str(v))) for v in items)
+        names = (collapse_space(str(v)) for v in items)
         return tuple(dict.fromkeys(n for n in names if n))
 
     def when(self, key: str) -> datetime | None:
@@ -125,11 +125,11 @@ class _Reader:
         if value is None or value == "":
             return default
         if isinstance(value, str):
-            return Author(collapse_space(xml_safe(value)))
+            return Author(collapse_space(value))
         if isinstance(value, Mapping) and isinstance(value.get("name"), str):
             email_address = value.get("email")
             return Author(
-                collapse_space(xml_safe(value["name"])),
+                collapse_space(value["name"]),
                 email_address if isinstance(email_address, str) and email_address else None,
             )
         raise self.fail(f"author: expected a name or {{name, email}}, got {_kind(value)}")
@@ -150,7 +150,7 @@ class _Reader:
         if not isinstance(source, str):
             raise self.fail(f"cover: expected an image path, got {_kind(source)}")
         source = source.strip()
-        alt_text = collapse_space(xml_safe(alt)) if isinstance(alt, str) else ""
+        alt_text = collapse_space(alt) if isinstance(alt, str) else ""
         url = urljoin(base_url, source)
         mime, _ = mimetypes.guess_type(urlsplit(url).path)
         return Image(url, alt_text or title, mime, _local_size(source, local_dirs))
