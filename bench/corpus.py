@@ -86,10 +86,12 @@ START = datetime(2024, 1, 1, tzinfo=UTC)
 NOW = datetime(2026, 11, 30, 12, 0, tzinfo=UTC)
 
 
-def post(index: int, rng: random.Random) -> str:
+def post(index: int, count: int, rng: random.Random) -> str:
     chinese = index % 2 == 0
     sentences = ZH_SENTENCES if chinese else EN_SENTENCES
-    date = START + timedelta(minutes=index * 97 + rng.randrange(60))
+    # Spread over the years before NOW, however many posts there are.
+    span = (NOW - START) // timedelta(minutes=1)
+    date = START + timedelta(minutes=span * index // count + rng.randrange(60))
     if index % 100 == 37:
         date = NOW + timedelta(days=30 + index % 300)
     tags = rng.sample(TAGS, 3)
@@ -147,7 +149,7 @@ def write_corpus(out: Path, count: int) -> Path:
         folder = content / f"{index // 1000:03d}"
         folder.mkdir(parents=True, exist_ok=True)
         name = f"{index:06d}_{rng.getrandbits(32):08x}.md"
-        (folder / name).write_text(post(index, rng), encoding="utf-8")
+        (folder / name).write_text(post(index, count, rng), encoding="utf-8")
     config = out / "config.yaml"
     config.write_text(CONFIG, encoding="utf-8")
     return config
