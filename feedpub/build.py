@@ -30,10 +30,12 @@ from feedpub.collector import (
     Collection,
     ContentCounts,
     FileResult,
+    Frozen,
     assemble,
     content_counts,
     freeze,
     read_files,
+    read_head,
     scan,
     select,
     thaw,
@@ -57,7 +59,7 @@ from feedpub.theme import template_path
 
 # Files a build owns in the output folder; it removes those it no longer makes.
 MANAGED_FILES = frozenset({*FILE_NAMES.values(), STYLESHEET_NAME})
-CACHE_FORMAT = 1
+CACHE_FORMAT = 2
 RENDER_IN_PARALLEL_FROM = 150
 FEEDS_IN_PARALLEL_FROM = 30
 
@@ -86,8 +88,9 @@ class _Summary:
 @dataclass
 class _Shown:
     """The middle part: what the feeds showed, enough to rebuild them when only
-    bodies changed. Posts are plain tuples (see collector.freeze), and each
-    rendered body is keyed by its file's size and modification time.
+    bodies changed. Posts are plain tuples (see collector.freeze), each rendered
+    body is keyed by its file's size and modification time, and every file's
+    head digest tells whether its post can have changed.
 
     Each new set of plans is a new generation, named in the summary written
     with it: a summary and plans from different builds (one of the two writes
@@ -95,15 +98,16 @@ class _Shown:
 
     generation: str
     plans: list[tuple[str, FeedSpec, tuple[str, ...]]]
-    posts: dict[str, tuple[tuple[Any, ...] | None, tuple[Any, ...]]]
+    posts: dict[str, Frozen]
     rendered: dict[str, tuple[int, int, str, str, int, int]]
+    heads: dict[str, bytes | None]
 
 
 @dataclass
 class _Index:
     """The large part: every file's post, as plain tuples."""
 
-    files: dict[str, tuple[int, int, tuple[Any, ...] | None, tuple[Any, ...]]]
+    files: dict[str, tuple[int, int, Frozen]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -114,7 +118,8 @@ class _Selection:
     counts: ContentCounts
     problems: tuple[Problem, ...]
     valid_until: datetime | None
-    shown: dict[str, tuple[tuple[Any, ...] | None, tuple[Any, ...]]]
+    shown: dict[str, Frozen]
+    heads: dict[str, bytes | None]
     same_plans: bool  # the last build's, taken from the cache
 
 
@@ -209,7 +214,7 @@ def _write_due(path: Path, on_disk: bool, stale: int) -> bool:
 
 def _remembered(rel: str, stamp: tuple[int, int], known: dict[str, Any]) -> FileResult:
     """A cached file's result: from memory in a long-lived process, else from the index."""
-    return _POSTS.get((rel, *stamp)) or thaw(rel, *known[rel][2:])
+    return _POSTS.get((rel, *stamp)) or thaw(rel, *known[rel][2])
 
 
 def _outputs_intact(root: Path, outputs: dict[str, tuple[str, int, int]]) -> bool:
@@ -312,30 +317,36 @@ def _still_valid(summary: _Summary, now: datetime) -> bool:
 def _bodies_only(
     config: Config, summary: _Summary, shown: _Shown, stats: list[tuple[str, int, int]]
 ) -> _Selection | None:
-    """The last selection again, when the files that changed are all posts the
-    feeds show and none of them changed its front matter: then only their bodies
-    need rendering, and neither the index nor any other post need be read.
-    None when that is not so."""
+    """The last selection again, when no file was added or removed and none that
+    changed has a new head (front matter): then every post is as it was, the feeds
+    show the same posts, and only the changed bodies among those need rendering.
+    Neither the index nor any other file need be read. None when that is not so."""
     if len(stats) != len(summary.stats):
         return None
     before = {rel: (size, mtime) for rel, size, mtime in summary.stats}
     changed = [rel for rel, size, mtime in stats if before.get(rel) != (size, mtime)]
-    if any(rel not in shown.posts for rel in changed):
-        return None
-    fresh = read_files(config.content, config.site, changed, bodies=False)
-    if any(freeze(result) != shown.posts[result.rel_path] for result in fresh):
-        return None
+    for rel in changed:
+        head = read_head(config.content, rel)
+        if head is None or head != shown.heads.get(rel):
+            return None
     files = {rel: (size, mtime) for rel, size, mtime in stats}
-    for result in fresh:
-        _POSTS.pop((result.rel_path, *before[result.rel_path]), None)
-        _POSTS[(result.rel_path, *files[result.rel_path])] = result
+    for rel in changed:  # the same post, now under the file's new size and time
+        remembered = _POSTS.pop((rel, *before[rel]), None)
+        if remembered is not None:
+            _POSTS[(rel, *files[rel])] = remembered
     posts = {rel: thaw(rel, *frozen).post for rel, frozen in shown.posts.items()}
     plans = [
         FeedPlan(folder, spec, tuple(p for p in map(posts.get, rels) if p is not None))
         for folder, spec, rels in shown.plans
     ]
     return _Selection(
-        plans, summary.counts, summary.problems, summary.valid_until, shown.posts, True
+        plans,
+        summary.counts,
+        summary.problems,
+        summary.valid_until,
+        shown.posts,
+        shown.heads,
+        True,
     )
 
 
@@ -371,8 +382,7 @@ def _everything(
     plans = plan_feeds(published, config.site, config.feeds)
     counts = content_counts(collection, now, len(published))
     frozen = {
-        rel: (*files[rel], *(freeze(fresh[rel]) if rel in fresh else known[rel][2:]))
-        for rel in files
+        rel: (*files[rel], freeze(fresh[rel]) if rel in fresh else known[rel][2]) for rel in files
     }
     if use_cache:
         index = _Index(frozen)
@@ -380,9 +390,10 @@ def _everything(
             _save(index_path, key, index)
         else:
             _MEMORY[index_path] = (key, index)
-    shown = {p.rel_path: frozen[p.rel_path][2:] for plan in plans for p in plan.posts}
+    shown = {p.rel_path: frozen[p.rel_path][2] for plan in plans for p in plan.posts}
+    heads = {rel: entry[2][2] for rel, entry in frozen.items()}
     next_change = _next_change(collection.posts, now)
-    return _Selection(plans, counts, collection.problems, next_change, shown, False)
+    return _Selection(plans, counts, collection.problems, next_change, shown, heads, False)
 
 
 @dataclass(frozen=True, slots=True)
@@ -500,7 +511,7 @@ def build_feeds(
         plans = [(p.folder, p.spec, tuple(x.rel_path for x in p.posts)) for p in selection.plans]
         kept = shown if selection.same_plans else None
         generation = kept.generation if kept is not None else os.urandom(8).hex()
-        latest = _Shown(generation, plans, selection.shown, written.rendered)
+        latest = _Shown(generation, plans, selection.shown, written.rendered, selection.heads)
         # Later builds reuse the plans, so new ones are written at once; the
         # rendered bodies alone may lag.
         if kept is None or _write_due(shown_path, True, written.renders):

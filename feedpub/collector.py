@@ -121,11 +121,18 @@ def _walk(
 
 @dataclass(frozen=True, slots=True)
 class FileResult:
-    """What reading one content file gave: a post, or the problems that stopped it."""
+    """What reading one content file gave: a post, or the problems that stopped it,
+    and a digest of the file's head (see content.front.head_digest): while that
+    stays the same, so do the post and the problems."""
 
     rel_path: str
     post: Post | None
     problems: tuple[Problem, ...]
+    head: bytes | None = None
+
+
+# A FileResult as plain tuples (see freeze).
+Frozen = tuple[tuple[Any, ...] | None, tuple[Any, ...], bytes | None]
 
 
 def scan(content: ContentConfig) -> list[tuple[str, int, int]]:
@@ -134,53 +141,71 @@ def scan(content: ContentConfig) -> list[tuple[str, int, int]]:
 
 
 def read_one(content: ContentConfig, site: SiteConfig, rel: str, bodies: bool = True) -> FileResult:
-    from feedpub.content.post import read_post  # YAML parsing only when a file is read
+    # Imported here: YAML parsing only when a file is read.
+    from feedpub.content.front import head_digest
+    from feedpub.content.post import read_post, read_text
 
     path = content.dir / rel
+    head = None
     try:
+        text = read_text(path)
+        head = head_digest(text)
         post, warnings = read_post(
-            path, rel, site, content.permalink, content.static_dir, keep_body=bodies
+            path, rel, site, content.permalink, content.static_dir, keep_body=bodies, text=text
         )
     except ContentError as exc:
-        return FileResult(rel, None, (exc.problem,))
+        return FileResult(rel, None, (exc.problem,), head)
     except OSError as exc:
         return FileResult(
             rel, None, (Problem(str(path), f"cannot be read: {exc.strerror or exc}"),)
         )
-    return FileResult(rel, post, tuple(warnings))
+    return FileResult(rel, post, tuple(warnings), head)
 
 
-def freeze(result: FileResult) -> tuple[tuple[Any, ...] | None, tuple[Any, ...]]:
+def read_head(content: ContentConfig, rel: str) -> bytes | None:
+    """The digest of a file's head (see FileResult), without reading its front matter."""
+    from feedpub.content.front import head_digest
+    from feedpub.content.post import read_text
+
+    try:
+        return head_digest(read_text(content.dir / rel))
+    except (ContentError, OSError):
+        return None
+
+
+def freeze(result: FileResult) -> Frozen:
     """A result as plain tuples, which pickle many times faster than dataclasses:
     for worker processes and the build cache."""
     post = result.post
     problems = tuple((p.path, p.message, p.line, p.severity.value) for p in result.problems)
     if post is None:
-        return None, problems
+        return None, problems, result.head
     author = (post.author.name, post.author.email)
     cover = None if post.cover is None else astuple(post.cover)
     row = tuple(getattr(post, name) for name in POST_FIELDS)
-    return (*row, author, cover), problems
+    return (*row, author, cover), problems, result.head
 
 
-def thaw(rel: str, row: tuple[Any, ...] | None, problems: tuple[Any, ...]) -> FileResult:
+def thaw(
+    rel: str, row: tuple[Any, ...] | None, problems: tuple[Any, ...], head: bytes | None
+) -> FileResult:
     found = tuple(
         Problem(path, message, line, Severity(severity))
         for path, message, line, severity in problems
     )
     if row is None:
-        return FileResult(rel, None, found)
+        return FileResult(rel, None, found, head)
     *values, author, cover = row
     fields = dict(zip(POST_FIELDS, values, strict=True))
     fields["author"] = Author(*author)
     fields["cover"] = None if cover is None else Image(*cover)
-    return FileResult(rel, Post(**fields), found)
+    return FileResult(rel, Post(**fields), found, head)
 
 
 def _read_frozen(
     content: ContentConfig, site: SiteConfig, rels: list[str], bodies: bool
-) -> list[tuple[str, tuple[Any, ...] | None, tuple[Any, ...]]]:
-    return [(rel, *freeze(read_one(content, site, rel, bodies))) for rel in rels]
+) -> list[tuple[str, Frozen]]:
+    return [(rel, freeze(read_one(content, site, rel, bodies))) for rel in rels]
 
 
 def worth_forking(count: int, threshold: int) -> bool:
@@ -204,7 +229,7 @@ def read_files(
         parts = list(
             pool.map(_read_frozen, *zip(*[(content, site, c, bodies) for c in chunks], strict=True))
         )
-    return [thaw(rel, row, problems) for part in parts for rel, row, problems in part]
+    return [thaw(rel, *frozen) for part in parts for rel, frozen in part]
 
 
 def assemble(results: Sequence[FileResult], files: int) -> Collection:

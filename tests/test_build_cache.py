@@ -176,6 +176,42 @@ def test_a_body_edit_needs_neither_the_index_nor_the_other_posts(
     _same_as_uncached(tmp_path, config)
 
 
+def test_a_body_edit_to_a_post_no_feed_shows_changes_nothing(
+    tmp_path: Path, content: Path
+) -> None:
+    config = _site(tmp_path, "cached", content)
+    build_feeds(config, NOW)
+    index = config.state_path.parent / "build-index.pickle"
+    index.unlink()
+    _MEMORY.clear()
+    draft = content / "posts" / "weekly-notes-draft.md"
+    draft.write_text(draft.read_text() + "\nStill drafting.\n")
+    _touch_later(draft)
+    report = build_feeds(config, NOW)
+    assert not index.exists() and report.feeds.written == ()
+    assert report.counts.drafts == 1
+
+    # Its front matter is another matter: published now, it must appear.
+    draft.write_text(draft.read_text().replace("draft: true", "draft: false"))
+    _touch_later(draft)
+    published = build_feeds(config, NOW)
+    assert "rss.xml" in published.feeds.written and published.counts.drafts == 0
+    _same_as_uncached(tmp_path, config)
+
+
+def test_a_problem_keeps_its_line_when_lines_move_above_it(tmp_path: Path, content: Path) -> None:
+    config = _site(tmp_path, "cached", content)
+    broken = content / "posts" / "broken.md"
+    broken.write_text("---\ntitle: ok\ndate: [\n---\nBody\n")
+    first = build_feeds(config, NOW)
+    broken.write_text("\n\n" + broken.read_text())
+    _touch_later(broken)
+    moved = build_feeds(config, NOW)
+    [before] = [p.line for p in first.problems if p.path.endswith("broken.md")]
+    [after] = [p.line for p in moved.problems if p.path.endswith("broken.md")]
+    assert before is not None and after == before + 2
+
+
 def test_plans_from_another_build_than_the_summary_are_not_used(
     tmp_path: Path, content: Path
 ) -> None:

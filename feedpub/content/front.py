@@ -12,6 +12,7 @@ it leaves to PyYAML. ``tests/test_front.py`` holds the two to the same answers.
 from __future__ import annotations
 
 import functools
+import hashlib
 import re
 from typing import Any
 
@@ -214,6 +215,17 @@ def split(text: str, label: str) -> tuple[dict[str, Any], str]:
     if not isinstance(meta, dict):
         raise ContentError(label, "front matter must be a mapping of keys", delimiter_line + 1)
     return meta, body.lstrip("\n")
+
+
+def head_digest(text: str) -> bytes | None:
+    """A digest of everything before the body: the front matter with its lines of
+    dashes and whatever precedes them, which is all that a post's fields (and the
+    problems reported with their line numbers) depend on. None without front matter."""
+    parts = _YAML.FM_BOUNDARY.split(text.lstrip(), 2)
+    if len(parts) < 3:
+        return None
+    head = text[: len(text) - len(parts[2])]
+    return hashlib.blake2b(head.encode(), digest_size=16).digest()
 
 
 def body_of(text: str) -> str:

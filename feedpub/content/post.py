@@ -183,7 +183,10 @@ def _local_size(source: str, local_dirs: tuple[Path, Path] | None) -> int | None
         return None
 
 
-def _decode(path: Path, label: str) -> str:
+def read_text(path: Path) -> str:
+    """A content file's text: UTF-8, newlines as ``\\n``, no characters XML forbids.
+    Raises ``ContentError`` for a file that is empty, binary or not UTF-8."""
+    label = str(path)
     raw = path.read_bytes()
     if not raw.strip():
         raise ContentError(label, "empty file")
@@ -228,13 +231,15 @@ def read_post(
     permalink: str,
     static_dir: Path | None = None,
     keep_body: bool = True,
+    text: str | None = None,
 ) -> tuple[Post, list[Problem]]:
     """Parse one content file. Raises ``ContentError`` when it cannot be used.
 
-    ``static_dir`` is where root-relative cover images live, to learn their size.
+    ``static_dir`` is where root-relative cover images live, to learn their size;
+    ``text`` is the file's ``read_text`` when the caller has it already.
     """
     label = str(path)
-    meta, body = split(_decode(path, label), label)
+    meta, body = split(read_text(path) if text is None else text, label)
     fields = _Reader(label, meta, site.timezone)
     title = fields.text("title")
     if title is None:
@@ -283,4 +288,4 @@ def read_post(
 def read_body(path: str) -> str:
     """The Markdown body of a file ``read_post`` accepted, without parsing its YAML
     again: builds that cache posts keep no bodies and fetch the few they render."""
-    return body_of(_decode(Path(path), path))
+    return body_of(read_text(Path(path)))
