@@ -150,17 +150,28 @@ def test_an_index_that_lags_behind_the_content_is_safe(tmp_path: Path, content: 
         _same_as_uncached(tmp_path, config)
 
 
-def test_a_body_edit_needs_neither_the_index_nor_the_other_posts(
-    tmp_path: Path, content: Path
-) -> None:
-    config = _site(tmp_path, "cached", content)
+def _edit(path: Path, old: str, new: str) -> None:
+    path.write_text(path.read_text().replace(old, new))
+    _touch_later(path)
+
+
+def _built_without_index(config: Config) -> Path:
+    """Build, then remove the index (as a new process): a build that collects every
+    post again writes it anew; one that reuses the last selection does not."""
     build_feeds(config, NOW)
     index = config.state_path.parent / "build-index.pickle"
     index.unlink()
     _MEMORY.clear()
+    return index
+
+
+def test_a_body_edit_needs_neither_the_index_nor_the_other_posts(
+    tmp_path: Path, content: Path
+) -> None:
+    config = _site(tmp_path, "cached", content)
+    index = _built_without_index(config)
     post = content / "posts" / "agents-in-production.md"
-    post.write_text(post.read_text().replace("the bill arrives", "the invoice arrives"))
-    _touch_later(post)
+    _edit(post, "the bill arrives", "the invoice arrives")
     edited = build_feeds(config, NOW)
     assert not index.exists()  # collecting every post again would have written it
     assert "tags/agents/rss.xml" in edited.feeds.written
@@ -168,32 +179,24 @@ def test_a_body_edit_needs_neither_the_index_nor_the_other_posts(
     _same_as_uncached(tmp_path, config)
 
     # A front-matter edit needs every post again: the index is rebuilt from the files.
-    post.write_text(post.read_text().replace('"Agents"', '"Operators"'))
-    _touch_later(post)
+    _edit(post, '"Agents"', '"Operators"')
     build_feeds(config, NOW)
     assert index.exists()
     assert (config.feeds.output_dir / "tags" / "operators" / "rss.xml").exists()
     _same_as_uncached(tmp_path, config)
 
 
-def test_a_body_edit_to_a_post_no_feed_shows_changes_nothing(
-    tmp_path: Path, content: Path
-) -> None:
+def test_a_body_edit_to_a_post_no_feed_shows_changes_nothing(tmp_path: Path, content: Path) -> None:
     config = _site(tmp_path, "cached", content)
-    build_feeds(config, NOW)
-    index = config.state_path.parent / "build-index.pickle"
-    index.unlink()
-    _MEMORY.clear()
+    index = _built_without_index(config)
     draft = content / "posts" / "weekly-notes-draft.md"
-    draft.write_text(draft.read_text() + "\nStill drafting.\n")
-    _touch_later(draft)
+    _edit(draft, "\n---\n", "\n---\nStill drafting.\n")
     report = build_feeds(config, NOW)
     assert not index.exists() and report.feeds.written == ()
     assert report.counts.drafts == 1
 
     # Its front matter is another matter: published now, it must appear.
-    draft.write_text(draft.read_text().replace("draft: true", "draft: false"))
-    _touch_later(draft)
+    _edit(draft, "draft: true", "draft: false")
     published = build_feeds(config, NOW)
     assert "rss.xml" in published.feeds.written and published.counts.drafts == 0
     _same_as_uncached(tmp_path, config)

@@ -224,7 +224,8 @@ def head_digest(text: str) -> bytes | None:
     parts = _YAML.FM_BOUNDARY.split(text.lstrip(), 2)
     if len(parts) < 3:
         return None
-    head = text[: len(text) - len(parts[2])]
+    # The closing dashes' match may take blank lines after them: those belong to the body.
+    head = text[: len(text) - len(parts[2])].rstrip()
     return hashlib.blake2b(head.encode(), digest_size=16).digest()
 
 
