@@ -145,6 +145,8 @@ def build(config_path: Path, strict: bool, quiet: bool) -> None:
     Writes the site feeds and one set per tag and category; files whose bytes
     would not change are left alone, and feeds for terms without posts are removed.
     A post that cannot be read is reported and skipped; --strict makes that fatal.
+    A cache beside the state file (build-*.pickle) lets the next build redo only
+    what changed; it never changes the output, and may be deleted at any time.
     """
     from feedpub.build import build_feeds
 

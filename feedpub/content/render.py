@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from feedpub.content.body import render_body
-from feedpub.content.text import collapse_space, count_words, reading_minutes, short_digest, trim
+from feedpub.content.text import collapse_space, short_digest, trim, words_and_minutes
 from feedpub.model import Post, RenderedPost
 
 
@@ -19,12 +19,15 @@ def render_post(post: Post, summary_length: int) -> RenderedPost:
         summary = trim(" ".join(body.paragraphs), summary_length)
     else:
         summary = post.title
+    words, minutes = (
+        (0, 0)
+        if post.word_count is not None and post.reading_time is not None
+        else words_and_minutes(body.text)
+    )
     return RenderedPost(
         post=post,
         html=body.html,
         summary=summary,
-        word_count=post.word_count if post.word_count is not None else count_words(body.text),
-        reading_time=post.reading_time
-        if post.reading_time is not None
-        else reading_minutes(body.text),
+        word_count=words if post.word_count is None else post.word_count,
+        reading_time=minutes if post.reading_time is None else post.reading_time,
     )

@@ -95,17 +95,21 @@ def _units(text: str) -> Iterator[re.Match[str]]:
     return _unit().finditer(text)
 
 
+def words_and_minutes(text: str) -> tuple[int, int]:
+    """Words in Latin-like text plus characters in CJK text, and the whole
+    minutes it takes to read them (at least one), in one pass."""
+    units = _unit().findall(text)  # CJK characters come back as themselves, words as ""
+    cjk = len(units) - units.count("")
+    minutes = math.ceil((len(units) - cjk) / WORDS_PER_MINUTE + cjk / CJK_CHARS_PER_MINUTE)
+    return len(units), max(1, minutes)
+
+
 def count_words(text: str) -> int:
-    """Words in Latin-like text plus characters in CJK text."""
-    return len(_unit().findall(text))
+    return words_and_minutes(text)[0]
 
 
 def reading_minutes(text: str) -> int:
-    """Whole minutes to read ``text``, at least one."""
-    units = _unit().findall(text)  # CJK characters come back as themselves, words as ""
-    cjk = len(units) - units.count("")
-    words = len(units) - cjk
-    return max(1, math.ceil(words / WORDS_PER_MINUTE + cjk / CJK_CHARS_PER_MINUTE))
+    return words_and_minutes(text)[1]
 
 
 def collapse_space(text: str) -> str:
