@@ -1,11 +1,17 @@
 """Building the feeds, incrementally.
 
-A build remembers, beside the state file, what it read and wrote: each content
-file's post keyed by path, size and modification time; each rendered body; and
-each output file with a signature of what went into it. The next build reads
-only files that changed, renders only posts that changed and that some feed
-shows, and regenerates only feeds whose signature changed. When nothing changed
-at all, and no scheduled post has come due, it stops after listing the files.
+A build remembers, beside the state file, what it read and wrote, in three parts
+(_Summary, _Shown, _Index): the files with their sizes and modification times and
+each output file with a signature of what went into it; the posts the feeds show,
+their rendered bodies and a digest of every file's front matter; and every file's
+post. The next build takes the cheapest road that the changes allow:
+
+- nothing changed, and no scheduled post has come due: stop after listing files;
+- no file added or removed, and no changed file with new front matter: the feeds
+  show the same posts, so render the changed ones they show and rewrite their
+  feeds, reading nothing else;
+- otherwise: read the files that changed, select and plan again, render the
+  changed posts some feed shows, and regenerate the feeds whose signature changed.
 
 The cache never changes the output: it only decides what need not be redone.
 Delete it (or pass use_cache=False) and the same bytes come out.
@@ -212,7 +218,9 @@ def _write_due(path: Path, on_disk: bool, stale: int) -> bool:
     return time.monotonic() - _LAST_WRITE.get(path, 0.0) >= INDEX_WRITE_INTERVAL
 
 
-def _remembered(rel: str, stamp: tuple[int, int], known: dict[str, Any]) -> FileResult:
+def _remembered(
+    rel: str, stamp: tuple[int, int], known: dict[str, tuple[int, int, Frozen]]
+) -> FileResult:
     """A cached file's result: from memory in a long-lived process, else from the index."""
     return _POSTS.get((rel, *stamp)) or thaw(rel, *known[rel][2])
 
