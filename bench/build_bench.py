@@ -14,8 +14,10 @@ deterministic corpus (bench/corpus.py), then times, RUNS times each (default 3):
   long-lived process (build_feeds called again, its cache kept in memory).
 
 Wall time and peak memory (the largest sum of the proportional set sizes of the
-process and its children, sampled every 5 ms) are medians of the runs. Run by hand;
-machines are shared and noisy, so compare figures from one run only.
+process and its children, sampled every 5 ms) are medians of the runs; each run
+times the builds first and then repeats them to sample memory, since sampling
+slows the processes it samples. Run by hand; machines are shared and noisy, so
+compare figures from one run only.
 """
 
 from __future__ import annotations
@@ -103,8 +105,13 @@ def _published(text: str, now: datetime) -> bool:
     )
 
 
-def measure(args: list[str], cwd: Path) -> tuple[float, float]:
-    """Wall seconds and peak MiB of one command."""
+def measure(args: list[str], cwd: Path, sampled: bool) -> float:
+    """Wall seconds of one command or, when ``sampled``, its peak MiB instead.
+
+    Reading /proc/PID/smaps_rollup every 5 ms slows the processes it reads (the
+    kernel walks their page tables): a cold build took 19% longer, Hugo 15%. So
+    times come from runs without the sampler, memory from runs with it.
+    """
     started = time.perf_counter()
     process = subprocess.Popen(args, cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     peak = 0
@@ -117,14 +124,16 @@ def measure(args: list[str], cwd: Path) -> tuple[float, float]:
             time.sleep(0.005)
 
     sampler = threading.Thread(target=sample)
-    sampler.start()
+    if sampled:
+        sampler.start()
     _, err = process.communicate()
     elapsed = time.perf_counter() - started
     done.set()
-    sampler.join()
+    if sampled:
+        sampler.join()
     if process.returncode != 0:
         raise RuntimeError(f"{args} failed: {err.decode()}")
-    return elapsed, peak / 1024
+    return peak / 1024 if sampled else elapsed
 
 
 IN_PROCESS = """
@@ -162,26 +171,25 @@ def bench(size: int, runs: int) -> None:
         now = datetime.now(UTC)
         target = next(p for p in reversed(files) if _published(p.read_text(), now))
         build = [FEEDPUB, "build", "-q", "--config", str(site / "config.yaml")]
-        results: dict[str, list[tuple[float, float]]] = {
-            "cold": [],
-            "warm": [],
-            "one changed": [],
-            "hugo": [],
+        labels = ["cold", "warm", "one changed", "hugo"]
+        results: dict[bool, dict[str, list[float]]] = {
+            sampled: {label: [] for label in labels} for sampled in (False, True)
         }
         for run in range(runs):
-            shutil.rmtree(site / "feeds", ignore_errors=True)
-            shutil.rmtree(site / "state", ignore_errors=True)
-            results["cold"].append(measure(build, site))
-            results["warm"].append(measure(build, site))
-            with target.open("a", encoding="utf-8") as stream:
-                stream.write(f"\nEdited in run {run}.\n")
-            results["one changed"].append(measure(build, site))
-            if shutil.which("hugo"):
-                shutil.rmtree(site / "public", ignore_errors=True)
-                shutil.rmtree(site / "resources", ignore_errors=True)
-                results["hugo"].append(
-                    measure(["hugo", "--quiet", "--destination", "public"], site)
-                )
+            for sampled in (False, True):  # times first, then peak memory
+                taken = results[sampled]
+                shutil.rmtree(site / "feeds", ignore_errors=True)
+                shutil.rmtree(site / "state", ignore_errors=True)
+                taken["cold"].append(measure(build, site, sampled))
+                taken["warm"].append(measure(build, site, sampled))
+                with target.open("a", encoding="utf-8") as stream:
+                    stream.write(f"\nEdited in run {run}.\n")
+                taken["one changed"].append(measure(build, site, sampled))
+                if shutil.which("hugo"):
+                    shutil.rmtree(site / "public", ignore_errors=True)
+                    shutil.rmtree(site / "resources", ignore_errors=True)
+                    hugo = ["hugo", "--quiet", "--destination", "public"]
+                    taken["hugo"].append(measure(hugo, site, sampled))
         daemon = subprocess.run(
             [sys.executable, "-c", IN_PROCESS, str(site / "config.yaml"), str(target), str(runs)],
             check=True,
@@ -192,14 +200,14 @@ def bench(size: int, runs: int) -> None:
             list((site / "feeds").rglob("*.json"))
         )
         print(f"\n{size:,} posts, {feeds} feed files (feedpub), medians of {runs} runs:")
-        hugo = results["hugo"]
-        hugo_time = statistics.median(t for t, _ in hugo) if hugo else None
-        hugo_mem = statistics.median(m for _, m in hugo) if hugo else None
-        for label, values in results.items():
-            if not values:
+        times, peaks = results[False], results[True]
+        hugo_time = statistics.median(times["hugo"]) if times["hugo"] else None
+        hugo_mem = statistics.median(peaks["hugo"]) if peaks["hugo"] else None
+        for label in labels:
+            if not times[label]:
                 continue
-            seconds = statistics.median(t for t, _ in values)
-            memory = statistics.median(m for _, m in values)
+            seconds = statistics.median(times[label])
+            memory = statistics.median(peaks[label])
             ratio = ""
             if hugo_time and hugo_mem and label != "hugo":
                 ratio = (
