@@ -274,12 +274,12 @@ class _Section:
         return tuple(dict.fromkeys(values))
 
     def warn_unknown(self) -> None:
-        import difflib
-
         known = sorted(self._seen)
         for key in self._data:
             if key in self._seen:
                 continue
+            import difflib  # only for a key to warn about
+
             hint = difflib.get_close_matches(str(key), known, n=1)
             suggestion = f" (did you mean {hint[0]!r}?)" if hint else ""
             self._problems.append(

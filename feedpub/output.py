@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import tempfile
 from collections.abc import Collection, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -37,6 +36,8 @@ def write_atomic(path: Path, data: bytes, *, durable: bool = True) -> bool:
             return False
     except FileNotFoundError:
         pass
+    import tempfile  # here: a build with nothing to write need not import it
+
     path.parent.mkdir(parents=True, exist_ok=True)
     handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
