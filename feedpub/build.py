@@ -323,7 +323,10 @@ def _still_valid(summary: _Summary, now: datetime) -> bool:
 
 
 def _bodies_only(
-    config: Config, summary: _Summary, shown: _Shown, stats: list[tuple[str, int, int]]
+    config: Config,
+    summary: _Summary,
+    shown: _Shown,
+    stats: list[tuple[str, int, int]],
 ) -> _Selection | None:
     """The last selection again, when no file was added or removed and none that
     changed has a new head (front matter): then every post is as it was, the feeds
@@ -331,17 +334,18 @@ def _bodies_only(
     Neither the index nor any other file need be read. None when that is not so."""
     if len(stats) != len(summary.stats):
         return None
-    before = {rel: (size, mtime) for rel, size, mtime in summary.stats}
-    changed = [rel for rel, size, mtime in stats if before.get(rel) != (size, mtime)]
-    for rel in changed:
-        head = read_head(config.content, rel)
-        if head is None or head != shown.heads.get(rel):
+    # Both lists are sorted by path: a file renamed shows as a pair of paths that differ.
+    pairs = [(new, old) for new, old in zip(stats, summary.stats, strict=True) if new != old]
+    if any(new[0] != old[0] for new, old in pairs):
+        return None
+    for new, _ in pairs:
+        head = read_head(config.content, new[0])
+        if head is None or head != shown.heads.get(new[0]):
             return None
-    files = {rel: (size, mtime) for rel, size, mtime in stats}
-    for rel in changed:  # the same post, now under the file's new size and time
-        remembered = _POSTS.pop((rel, *before[rel]), None)
+    for new, old in pairs:  # the same post, now under the file's new size and time
+        remembered = _POSTS.pop(old, None)
         if remembered is not None:
-            _POSTS[(rel, *files[rel])] = remembered
+            _POSTS[new] = remembered
     posts = {rel: thaw(rel, *frozen).post for rel, frozen in shown.posts.items()}
     plans = [
         FeedPlan(folder, spec, tuple(p for p in map(posts.get, rels) if p is not None))
@@ -362,6 +366,7 @@ def _everything(
     config: Config,
     now: datetime,
     stats: list[tuple[str, int, int]],
+    files: dict[str, tuple[int, int]],
     key: str,
     strict: bool,
     use_cache: bool,
@@ -374,7 +379,6 @@ def _everything(
     known = loaded.files if loaded is not None else {}
     changed = [rel for rel, size, mtime in stats if known.get(rel, (0, 0))[:2] != (size, mtime)]
     fresh = {r.rel_path: r for r in read_files(content, config.site, changed, bodies=False)}
-    files = {rel: (size, mtime) for rel, size, mtime in stats}
     results = [fresh[rel] if rel in fresh else _remembered(rel, files[rel], known) for rel in files]
     _POSTS.clear()
     _POSTS.update({(result.rel_path, *files[result.rel_path]): result for result in results})
@@ -496,13 +500,13 @@ def build_feeds(
         problems = (*summary.problems, *summary.render_problems)
         return BuildReport(summary.counts, problems, report, time.perf_counter() - started)
 
+    files = {rel: (size, mtime) for rel, size, mtime in stats}
     shown = _load(shown_path, key, _Shown) if use_cache else None
     selection = None
     if summary is not None and shown is not None and usable and summary.plans == shown.generation:
         selection = _bodies_only(config, summary, shown, stats)
     if selection is None:
-        selection = _everything(config, now, stats, key, strict, use_cache)
-    files = {rel: (size, mtime) for rel, size, mtime in stats}
+        selection = _everything(config, now, stats, files, key, strict, use_cache)
     written = _write_feeds(
         config,
         key,
