@@ -175,8 +175,8 @@ def render_rss(items: Sequence[RenderedPost], spec: FeedSpec) -> bytes:
         else:
             # RSS <author> must be an email address; a bare name goes in dc:creator.
             entry.dc.dc_creator(post.author.name)
-        for term in _terms(post):
-            entry.category(term=term)
+        if terms := _terms(post):  # at once: feedgen rebuilds its list on every call
+            entry.category([{"term": term} for term in terms])
         if post.cover and post.cover.type:
             # RSS Best Practices Profile: "When an enclosure's size cannot be
             # determined, a publisher should use a length of 0."
@@ -238,8 +238,8 @@ def render_atom(items: Sequence[RenderedPost], spec: FeedSpec) -> bytes:
         entry.summary(item.summary, type="text")
         if spec.full_content:
             entry.content(item.html, type="html")
-        for term in _terms(post):
-            entry.category(term=term)
+        if terms := _terms(post):  # at once: feedgen rebuilds its list on every call
+            entry.category([{"term": term} for term in terms])
         if post.cover and post.cover.type:
             link = {"rel": "enclosure", "href": post.cover.url, "type": post.cover.type}
             if post.cover.length is not None:
