@@ -8,13 +8,12 @@ from hypothesis import strategies as st
 
 from feedpub.content.text import (
     ELLIPSIS,
-    count_words,
     display_width,
     normalise_title,
-    reading_minutes,
     slugify,
     term_slug,
     trim,
+    words_and_minutes,
     wrap,
     xml_safe,
 )
@@ -32,17 +31,17 @@ def test_xml_safe_removes_only_forbidden_characters() -> None:
     assert xml_safe("emoji 🎉 and עברית") == "emoji 🎉 and עברית"
 
 
-def test_count_words_counts_cjk_characters_and_latin_words() -> None:
-    assert count_words("hello world") == 2
-    assert count_words("微软将评定") == 5
-    assert count_words("微软 Azure 云") == 4
-    assert count_words("") == 0
+def test_words_count_cjk_characters_and_latin_words() -> None:
+    assert words_and_minutes("hello world")[0] == 2
+    assert words_and_minutes("微软将评定")[0] == 5
+    assert words_and_minutes("微软 Azure 云")[0] == 4
+    assert words_and_minutes("")[0] == 0
 
 
-def test_reading_minutes_is_at_least_one_and_cjk_aware() -> None:
-    assert reading_minutes("") == 1
-    assert reading_minutes("word " * 440) == 2
-    assert reading_minutes("字" * 800) == 2
+def test_reading_time_is_at_least_one_minute_and_cjk_aware() -> None:
+    assert words_and_minutes("")[1] == 1
+    assert words_and_minutes("word " * 440)[1] == 2
+    assert words_and_minutes("字" * 800)[1] == 2
 
 
 def test_trim_keeps_short_text_as_is() -> None:
@@ -100,7 +99,7 @@ def test_trim_properties(text: str, limit: int) -> None:
         return
     kept = result[: -len(ELLIPSIS)]
     assert collapsed.startswith(kept)
-    assert count_words(kept) <= limit
+    assert words_and_minutes(kept)[0] <= limit
     rest = collapsed[len(kept) :]
     # The cut never falls inside a word: what follows is a space, punctuation,
     # or a CJK character (each of which is a word of its own).

@@ -104,14 +104,6 @@ def words_and_minutes(text: str) -> tuple[int, int]:
     return len(units), max(1, minutes)
 
 
-def count_words(text: str) -> int:
-    return words_and_minutes(text)[0]
-
-
-def reading_minutes(text: str) -> int:
-    return words_and_minutes(text)[1]
-
-
 def collapse_space(text: str) -> str:
     return " ".join(text.split())
 
