@@ -7,9 +7,10 @@ their rendered bodies and a digest of every file's front matter; and every file'
 post. The next build takes the cheapest road that the changes allow:
 
 - nothing changed, and no scheduled post has come due: stop after listing files;
-- no file added or removed, and no changed file with new front matter: the feeds
-  show the same posts, so render the changed ones they show and rewrite their
-  feeds, reading nothing else;
+- no file removed or renamed, no changed file with new front matter, and every
+  new file a published post that changes no other post's place (see _from_last):
+  take the last plans, add the new posts, render the new and changed posts they
+  show and rewrite their feeds, reading nothing else;
 - otherwise: read the files that changed, select and plan again, render the
   changed posts some feed shows, and regenerate the feeds whose signature changed.
 
@@ -44,6 +45,7 @@ from feedpub.collector import (
     read_head,
     scan,
     select,
+    story_keys,
     thaw,
     worker_pool,
     worth_forking,
@@ -58,6 +60,7 @@ from feedpub.feeds import (
     FeedSpec,
     load_renderers,
     plan_feeds,
+    plan_with,
 )
 from feedpub.model import Post, Problem, RenderedPost
 from feedpub.output import SyncReport, remove_stale, write_atomic, writing_to
@@ -65,7 +68,7 @@ from feedpub.theme import template_path
 
 # Files a build owns in the output folder; it removes those it no longer makes.
 MANAGED_FILES = frozenset({*FILE_NAMES.values(), STYLESHEET_NAME})
-CACHE_FORMAT = 2
+CACHE_FORMAT = 3
 RENDER_IN_PARALLEL_FROM = 150
 FEEDS_IN_PARALLEL_FROM = 30
 
@@ -103,10 +106,12 @@ class _Shown:
     lost) are never used together."""
 
     generation: str
-    plans: list[tuple[str, FeedSpec, tuple[str, ...]]]
+    plans: list[tuple[str, FeedSpec, tuple[str, ...], str]]
     posts: dict[str, Frozen]
     rendered: dict[str, tuple[int, int, str, str, int, int]]
     heads: dict[str, bytes | None]
+    urls: set[bytes]  # digests of every post's permalink
+    stories: set[bytes]  # digests of every published post's story keys
 
 
 @dataclass
@@ -126,6 +131,8 @@ class _Selection:
     valid_until: datetime | None
     shown: dict[str, Frozen]
     heads: dict[str, bytes | None]
+    urls: set[bytes]
+    stories: set[bytes]
     same_plans: bool  # the last build's, taken from the cache
 
 
@@ -322,43 +329,90 @@ def _still_valid(summary: _Summary, now: datetime) -> bool:
     return summary.valid_until is None or now < summary.valid_until
 
 
-def _bodies_only(
+def _digest(text: str) -> bytes:
+    """A short digest for sets the cache keeps of every post: two texts that
+    share one only send the build down the longer road."""
+    return hashlib.blake2b(text.encode(), digest_size=8).digest()
+
+
+def _from_last(
     config: Config,
     summary: _Summary,
     shown: _Shown,
     stats: list[tuple[str, int, int]],
+    now: datetime,
 ) -> _Selection | None:
-    """The last selection again, when no file was added or removed and none that
-    changed has a new head (front matter): then every post is as it was, the feeds
-    show the same posts, and only the changed bodies among those need rendering.
-    Neither the index nor any other file need be read. None when that is not so."""
+    """The last selection again, or grown by new posts, reading neither the index
+    nor any file that did not change. That holds when no file was removed or
+    renamed and no changed file has a new head (front matter), so that every post
+    is as it was; and when every new file is a published post without problems
+    that is no other post's story, takes no other post's permalink, and spells its
+    terms as their feeds name them (see feeds.plan_with). None when that is not so."""
+    existing, added = stats, []
     if len(stats) != len(summary.stats):
-        return None
+        known = {rel for rel, _, _ in summary.stats}
+        existing = [entry for entry in stats if entry[0] in known]
+        added = [entry for entry in stats if entry[0] not in known]
+        if len(existing) != len(summary.stats):
+            return None  # a file was removed
     # Both lists are sorted by path: a file renamed shows as a pair of paths that differ.
-    pairs = [(new, old) for new, old in zip(stats, summary.stats, strict=True) if new != old]
+    pairs = [(new, old) for new, old in zip(existing, summary.stats, strict=True) if new != old]
     if any(new[0] != old[0] for new, old in pairs):
         return None
     for new, _ in pairs:
         head = read_head(config.content, new[0])
         if head is None or head != shown.heads.get(new[0]):
             return None
+    frozen = dict(shown.posts)
+    heads, urls, stories = shown.heads, shown.urls, shown.stories
+    posts = {rel: thaw(rel, *entry).post for rel, entry in frozen.items()}
+    plans = [
+        FeedPlan(folder, spec, tuple(p for p in map(posts.get, rels) if p is not None), name)
+        for folder, spec, rels, name in shown.plans
+    ]
+    fresh = read_files(config.content, config.site, [rel for rel, _, _ in added], bodies=False)
+    if fresh:
+        heads, urls, stories = dict(heads), set(urls), set(stories)
+    for result in fresh:
+        post = result.post
+        if post is None or result.problems or post.draft or post.date > now:
+            return None
+        keys = {_digest(key) for key in story_keys(post)}
+        url = _digest(post.url)
+        if url in urls or keys & stories:
+            return None
+        grown = plan_with(plans, post, config.site, config.feeds)
+        if grown is None:
+            return None
+        plans = grown
+        urls.add(url)
+        stories |= keys
+        heads[post.rel_path] = result.head
+        frozen[post.rel_path] = freeze(result)
     for new, old in pairs:  # the same post, now under the file's new size and time
         remembered = _POSTS.pop(old, None)
         if remembered is not None:
             _POSTS[new] = remembered
-    posts = {rel: thaw(rel, *frozen).post for rel, frozen in shown.posts.items()}
-    plans = [
-        FeedPlan(folder, spec, tuple(p for p in map(posts.get, rels) if p is not None))
-        for folder, spec, rels in shown.plans
-    ]
+    for entry, result in zip(added, fresh, strict=True):
+        _POSTS[entry] = result
+    count = len(fresh)
+    counts = replace(
+        summary.counts,
+        files=summary.counts.files + count,
+        posts=summary.counts.posts + count,
+        published=summary.counts.published + count,
+    )
+    shown_posts = {p.rel_path: frozen[p.rel_path] for plan in plans for p in plan.posts}
     return _Selection(
         plans,
-        summary.counts,
+        counts,
         summary.problems,
         summary.valid_until,
-        shown.posts,
-        shown.heads,
-        True,
+        shown_posts,
+        heads,
+        urls,
+        stories,
+        same_plans=not fresh,
     )
 
 
@@ -404,8 +458,13 @@ def _everything(
             _MEMORY[index_path] = (key, index)
     shown = {p.rel_path: frozen[p.rel_path][2] for plan in plans for p in plan.posts}
     heads = {rel: entry[2][2] for rel, entry in frozen.items()}
+    urls = {_digest(post.url) for post in collection.posts}
+    candidates = (p for p in collection.posts if not p.draft and p.date <= now)
+    stories = {_digest(key) for post in candidates for key in story_keys(post)}
     next_change = _next_change(collection.posts, now)
-    return _Selection(plans, counts, collection.problems, next_change, shown, heads, False)
+    return _Selection(
+        plans, counts, collection.problems, next_change, shown, heads, urls, stories, False
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -504,7 +563,7 @@ def build_feeds(
     shown = _load(shown_path, key, _Shown) if use_cache else None
     selection = None
     if summary is not None and shown is not None and usable and summary.plans == shown.generation:
-        selection = _bodies_only(config, summary, shown, stats)
+        selection = _from_last(config, summary, shown, stats, now)
     if selection is None:
         selection = _everything(config, now, stats, files, key, strict, use_cache)
     written = _write_feeds(
@@ -520,10 +579,20 @@ def build_feeds(
         for rel, signature in written.signatures.items():
             stat = (root / rel).stat()
             outputs[rel] = (signature, stat.st_size, stat.st_mtime_ns)
-        plans = [(p.folder, p.spec, tuple(x.rel_path for x in p.posts)) for p in selection.plans]
+        plans = [
+            (p.folder, p.spec, tuple(x.rel_path for x in p.posts), p.name) for p in selection.plans
+        ]
         kept = shown if selection.same_plans else None
         generation = kept.generation if kept is not None else os.urandom(8).hex()
-        latest = _Shown(generation, plans, selection.shown, written.rendered, selection.heads)
+        latest = _Shown(
+            generation,
+            plans,
+            selection.shown,
+            written.rendered,
+            selection.heads,
+            selection.urls,
+            selection.stories,
+        )
         # Later builds reuse the plans, so new ones are written at once; the
         # rendered bodies alone may lag.
         if kept is None or _write_due(shown_path, True, written.renders):

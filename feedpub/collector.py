@@ -328,15 +328,22 @@ def _wanted(post: Post, filters: Filters) -> bool:
     )
 
 
+def story_keys(post: Post) -> set[str]:
+    """What makes two posts one story: the same source URL, or the same title once
+    normalised."""
+    title = normalise_title(post.title)
+    keys = {"title:" + title} if title else set()
+    if post.source_url:
+        keys.add("source:" + post.source_url)
+    return keys
+
+
 def _unique_stories(posts: Iterable[Post]) -> list[Post]:
-    """Drop later copies of a story: same source URL, or the same title once normalised."""
+    """Drop later copies of a story (see story_keys)."""
     seen: set[str] = set()
     kept: list[Post] = []
     for post in sorted(posts, key=lambda p: (p.date, p.rel_path)):
-        title = normalise_title(post.title)
-        keys = {"title:" + title} if title else set()
-        if post.source_url:
-            keys.add("source:" + post.source_url)
+        keys = story_keys(post)
         if keys & seen:
             continue
         seen |= keys

@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import os
 import shutil
+import tempfile
 from dataclasses import replace
 from datetime import timedelta
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from feedpub.build import _MEMORY, build_feeds
 from feedpub.collector import PARALLEL_FROM
@@ -213,6 +216,70 @@ def test_a_problem_keeps_its_line_when_lines_move_above_it(tmp_path: Path, conte
     [before] = [p.line for p in first.problems if p.path.endswith("broken.md")]
     [after] = [p.line for p in moved.problems if p.path.endswith("broken.md")]
     assert before is not None and after == before + 2
+
+
+def _new_post(folder: Path, name: str, title: str, date: str, tags: str, extra: str = "") -> None:
+    (folder / name).write_text(
+        f"---\ntitle: {title}\ndate: {date}\ntags: [{tags}]\n{extra}---\nA new post, {title}.\n"
+    )
+
+
+def test_a_new_post_joins_the_last_plans_without_the_index(tmp_path: Path, content: Path) -> None:
+    config = _site(tmp_path, "cached", content)
+    index = _built_without_index(config)
+    posts = content / "posts"
+    _new_post(posts, "fresh.md", "Fresh news", "2026-11-29T10:00:00Z", "Agents, Brand New")
+    report = build_feeds(config, NOW)
+    assert not index.exists()  # collecting every post again would have written it
+    assert {"rss.xml", "tags/agents/rss.xml", "tags/brand-new/rss.xml"} <= set(report.feeds.written)
+    assert "tags/安全/rss.xml" not in report.feeds.written
+    assert (report.counts.files, report.counts.published) == (9, 7)
+    _same_as_uncached(tmp_path, config)
+
+    # Added posts that change more than their own feeds take the long road, and
+    # the output is still exactly what a build without the cache gives.
+    for name, title, date, tags, extra in [
+        ("copy.md", "Fresh news!", "2026-11-29T11:00:00Z", "X", ""),  # the same story
+        ("older.md", "Old news", "2025-01-01T00:00:00Z", "agents", ""),  # another spelling
+        ("loud.md", "Loud", "2026-11-27T00:00:00Z", "BRAND NEW", ""),  # renames the term
+        ("draft.md", "Not yet", "2026-11-29T12:00:00Z", "Y", "draft: true\n"),
+        ("later.md", "Later", "2026-12-01T00:00:00Z", "Y", ""),  # scheduled
+        ("other.md", "Other", "2026-11-28T00:00:00Z", "Z", "slug: fresh\n"),  # taken URL
+        ("plain.md", "Plain", "2026-11-20T00:00:00Z", "Agents", ""),
+    ]:
+        _new_post(posts, name, title, date, tags, extra)
+        build_feeds(config, NOW)
+        _same_as_uncached(tmp_path, config)
+
+
+added_posts = st.lists(
+    st.tuples(
+        st.sampled_from(["News", "news!", "Other", "新闻", "Fresh news"]),  # titles that clash
+        st.sampled_from(["2026-11-29T10:00:00Z", "2026-11-26 08:30", "2026-12-03T00:00:00Z"]),
+        st.lists(st.sampled_from(["Agents", "agents", "AGENTS", "New", "new", "C++"]), max_size=3),
+        st.sampled_from(["", "draft: true\n", "slug: agents-in-production\n", "slug: x\n"]),
+    ),
+    min_size=1,
+    max_size=4,
+)
+
+
+@settings(max_examples=25, deadline=None)
+@given(added_posts)
+def test_any_posts_added_give_what_a_build_without_cache_gives(
+    added: list[tuple[str, str, list[str], str]],
+) -> None:
+    with tempfile.TemporaryDirectory() as folder:
+        tmp_path = Path(folder)
+        content = tmp_path / "content"
+        shutil.copytree(REPO / "content", content)
+        config = _site(tmp_path, "cached", content)
+        build_feeds(config, NOW)
+        for n, (title, date, tags, extra) in enumerate(added):
+            names = ", ".join(f'"{tag}"' for tag in tags)
+            _new_post(content / "posts", f"added-{n}.md", f'"{title}"', date, names, extra)
+            build_feeds(config, NOW)
+            _same_as_uncached(tmp_path, config)
 
 
 def test_plans_from_another_build_than_the_summary_are_not_used(
