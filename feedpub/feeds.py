@@ -84,6 +84,10 @@ def _spec(
     )
 
 
+def _term_spec(site: SiteConfig, feeds: FeedsConfig, folder: str, name: str) -> FeedSpec:
+    return _spec(site, feeds, folder, f"{name} · {site.title}", f"{site.title}: {name}")
+
+
 def plan_feeds(published: Sequence[Post], site: SiteConfig, feeds: FeedsConfig) -> list[FeedPlan]:
     """The site feed and one feed per tag or category term, each with the newest
     ``feeds.limit`` of ``published`` (already in feed order)."""
@@ -104,7 +108,7 @@ def plan_feeds(published: Sequence[Post], site: SiteConfig, feeds: FeedsConfig) 
         for slug in sorted(members):
             name = min(spellings[slug].items(), key=lambda pair: (-pair[1], pair[0]))[0]
             folder = f"{taxonomy}/{slug}/"
-            spec = _spec(site, feeds, folder, f"{name} · {site.title}", f"{site.title}: {name}")
+            spec = _term_spec(site, feeds, folder, name)
             plans.append(FeedPlan(folder, spec, tuple(members[slug][: feeds.limit]), name))
     return plans
 
@@ -136,8 +140,7 @@ def plan_with(
             folder = f"{taxonomy}/{slug}/"
             plan = by_folder.get(folder)
             if plan is None:
-                title, description = f"{name} · {site.title}", f"{site.title}: {name}"
-                spec = _spec(site, feeds, folder, title, description)
+                spec = _term_spec(site, feeds, folder, name)
                 by_folder[folder] = FeedPlan(folder, spec, (post,), name)
             elif plan.name != name:
                 return None
