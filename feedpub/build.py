@@ -216,13 +216,19 @@ def _save(path: Path, key: str, value: object) -> None:
         write_atomic(path, data, durable=False)
 
 
-def _write_due(path: Path, on_disk: bool, stale: int) -> bool:
-    """Whether to write a part of the cache that may lag (see INDEX_REWRITE_FROM)."""
+def _save_lagging(path: Path, key: str, value: object, on_disk: bool, stale: int) -> None:
+    """Keep a part of the cache that may lag: in memory always, and on disk when
+    it is missing there or due (see INDEX_REWRITE_FROM)."""
     if not on_disk:
-        return True
-    if path not in _MEMORY:  # the first build of this process
-        return stale >= INDEX_REWRITE_FROM
-    return time.monotonic() - _LAST_WRITE.get(path, 0.0) >= INDEX_WRITE_INTERVAL
+        due = True
+    elif path not in _MEMORY:  # the first build of this process
+        due = stale >= INDEX_REWRITE_FROM
+    else:
+        due = time.monotonic() - _LAST_WRITE.get(path, 0.0) >= INDEX_WRITE_INTERVAL
+    if due:
+        _save(path, key, value)
+    else:
+        _MEMORY[path] = (key, value)
 
 
 def _remembered(
@@ -437,7 +443,7 @@ def _everything(
     _POSTS.clear()
     _POSTS.update({(result.rel_path, *files[result.rel_path]): result for result in results})
     collection = assemble(results, len(stats))
-    if not content.dir.is_dir():
+    if not stats and not content.dir.is_dir():
         missing = Problem(str(content.dir), "content folder not found (content.dir)")
         collection = Collection(collection.posts, (missing,), 0)
     if strict and collection.problems:
@@ -451,11 +457,7 @@ def _everything(
         rel: (*files[rel], freeze(fresh[rel]) if rel in fresh else known[rel][2]) for rel in files
     }
     if use_cache:
-        index = _Index(frozen)
-        if _write_due(index_path, loaded is not None, len(changed)):
-            _save(index_path, key, index)
-        else:
-            _MEMORY[index_path] = (key, index)
+        _save_lagging(index_path, key, _Index(frozen), loaded is not None, len(changed))
     shown = {p.rel_path: frozen[p.rel_path][2] for plan in plans for p in plan.posts}
     heads = {rel: entry[2][2] for rel, entry in frozen.items()}
     urls = {_digest(post.url) for post in collection.posts}
@@ -595,10 +597,10 @@ def build_feeds(
         )
         # Later builds reuse the plans, so new ones are written at once; the
         # rendered bodies alone may lag.
-        if kept is None or _write_due(shown_path, True, written.renders):
+        if kept is None:
             _save(shown_path, key, latest)
         else:
-            _MEMORY[shown_path] = (key, latest)
+            _save_lagging(shown_path, key, latest, True, written.renders)
         _save(
             summary_path,
             key,
