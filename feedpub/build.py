@@ -68,7 +68,7 @@ from feedpub.theme import template_path
 
 # Files a build owns in the output folder; it removes those it no longer makes.
 MANAGED_FILES = frozenset({*FILE_NAMES.values(), STYLESHEET_NAME})
-CACHE_FORMAT = 3
+CACHE_FORMAT = 4
 RENDER_IN_PARALLEL_FROM = 150
 FEEDS_IN_PARALLEL_FROM = 30
 
@@ -92,6 +92,7 @@ class _Summary:
     render_problems: tuple[Problem, ...]
     outputs: dict[str, tuple[str, int, int]]
     plans: str  # the generation of _Shown written with it
+    covers: dict[str, int | None]  # the shown posts' local cover files and their sizes
 
 
 @dataclass
@@ -247,6 +248,39 @@ def _outputs_intact(root: Path, outputs: dict[str, tuple[str, int, int]]) -> boo
         if (stat.st_size, stat.st_mtime_ns) != (size, mtime):
             return False
     return True
+
+
+def _covers_unchanged(covers: dict[str, int | None]) -> bool:
+    if not covers:
+        return True
+    from feedpub.content.post import local_size
+
+    return all(local_size(file) == size for file, size in covers.items())
+
+
+def _measure_covers(plans: Sequence[FeedPlan]) -> tuple[list[FeedPlan], dict[str, int | None]]:
+    """The plans with the local cover images of the posts they show measured now.
+
+    A post keeps its cover's size from when its file was read, and a cover can be
+    replaced without touching the post: measuring the few that feeds show on every
+    build keeps the feeds what a build without the cache would write."""
+    from feedpub.content.post import local_size
+
+    sizes: dict[str, int | None] = {}
+    measured: dict[str, Post] = {}
+
+    def current(post: Post) -> Post:
+        cover = post.cover
+        if cover is None or cover.file is None:
+            return post
+        if post.rel_path not in measured:
+            size = sizes[cover.file] = local_size(cover.file)
+            measured[post.rel_path] = (
+                post if size == cover.length else replace(post, cover=replace(cover, length=size))
+            )
+        return measured[post.rel_path]
+
+    return [replace(plan, posts=tuple(map(current, plan.posts))) for plan in plans], sizes
 
 
 def _next_change(posts: Sequence[Post], now: datetime) -> datetime | None:
@@ -509,7 +543,7 @@ def _write_feeds(
     for plan in plans:
         shown = [p for p in plan.posts if p.rel_path in rendered]
         items = [RenderedPost(p, *rendered[p.rel_path][2:]) for p in shown]
-        inputs = repr([(p.rel_path, *files[p.rel_path]) for p in shown])
+        inputs = repr([(p.rel_path, *files[p.rel_path], p.cover and p.cover.length) for p in shown])
         for fmt in config.feeds.formats:
             rel = plan.folder + FILE_NAMES[fmt]
             signatures[rel] = hashlib.sha256(f"{key}\0{rel}\0{inputs}".encode()).hexdigest()
@@ -556,6 +590,7 @@ def build_feeds(
         and usable
         and summary.stats == stats
         and _outputs_intact(root, summary.outputs)
+        and _covers_unchanged(summary.covers)
     ):
         report = SyncReport((), tuple(sorted(summary.outputs)), ())
         problems = (*summary.problems, *summary.render_problems)
@@ -568,10 +603,11 @@ def build_feeds(
         selection = _from_last(config, summary, shown, stats, now)
     if selection is None:
         selection = _everything(config, now, stats, files, key, strict, use_cache)
+    plans, covers = _measure_covers(selection.plans)
     written = _write_feeds(
         config,
         key,
-        selection.plans,
+        plans,
         files,
         shown.rendered if shown is not None else {},
         summary.outputs if summary is not None else {},
@@ -581,14 +617,12 @@ def build_feeds(
         for rel, signature in written.signatures.items():
             stat = (root / rel).stat()
             outputs[rel] = (signature, stat.st_size, stat.st_mtime_ns)
-        plans = [
-            (p.folder, p.spec, tuple(x.rel_path for x in p.posts), p.name) for p in selection.plans
-        ]
+        planned = [(p.folder, p.spec, tuple(x.rel_path for x in p.posts), p.name) for p in plans]
         kept = shown if selection.same_plans else None
         generation = kept.generation if kept is not None else os.urandom(8).hex()
         latest = _Shown(
             generation,
-            plans,
+            planned,
             selection.shown,
             written.rendered,
             selection.heads,
@@ -612,6 +646,7 @@ def build_feeds(
                 written.render_problems,
                 outputs,
                 generation,
+                covers,
             ),
         )
     problems = (*selection.problems, *written.render_problems)

@@ -21,12 +21,14 @@ class Author:
 @dataclass(frozen=True, slots=True)
 class Image:
     """An image with an absolute URL, its alternative text, and, where known,
-    its MIME type and size in bytes (the size only for files found locally)."""
+    its MIME type and size in bytes. ``file`` is the local file the size is read
+    from (None for remote images), so that a replaced image can be measured again."""
 
     url: str
     alt: str
     type: str | None = None
     length: int | None = None
+    file: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -324,3 +324,21 @@ def test_many_posts_read_in_parallel_give_the_same_feeds(tmp_path: Path) -> None
     config = _site(tmp_path, "cached", content)
     build_feeds(config, NOW)
     _same_as_uncached(tmp_path, config)
+
+
+def test_a_replaced_cover_image_is_measured_again(tmp_path: Path, content: Path) -> None:
+    config = _site(tmp_path, "cached", content)
+    build_feeds(config, NOW)
+    cover = content / "posts" / "welcome-to-feedpub" / "cover.png"
+    cover.write_bytes(cover.read_bytes() * 2)  # the post's own file stays as it was
+    replaced = build_feeds(config, NOW)
+    assert "rss.xml" in replaced.feeds.written
+    assert f'length="{cover.stat().st_size}"' in (config.feeds.output_dir / "rss.xml").read_text()
+    _same_as_uncached(tmp_path, config)
+
+    cover.unlink()  # gone: the enclosure says its size is unknown
+    build_feeds(config, NOW)
+    _same_as_uncached(tmp_path, config)
+    cover.write_bytes(b"\x89PNG\r\n")
+    build_feeds(config, NOW)
+    _same_as_uncached(tmp_path, config)

@@ -5,7 +5,9 @@ from __future__ import annotations
 import codecs
 import email.utils
 import mimetypes
+import os
 import posixpath
+import stat
 from collections.abc import Mapping
 from datetime import date, datetime, time
 from pathlib import Path
@@ -153,7 +155,8 @@ class _Reader:
         alt_text = collapse_space(alt) if isinstance(alt, str) else ""
         url = urljoin(base_url, source)
         mime, _ = mimetypes.guess_type(urlsplit(url).path)
-        return Image(url, alt_text or title, mime, _local_size(source, local_dirs))
+        file = _local_file(source, local_dirs)
+        return Image(url, alt_text or title, mime, local_size(file), file)
 
     def link(self, key: str) -> str | None:
         value = self.text(key)
@@ -166,21 +169,28 @@ class _Reader:
         return value
 
 
-def _local_size(source: str, local_dirs: tuple[Path, Path] | None) -> int | None:
-    """The size of a cover image that lives beside the post (``cover.png``) or
-    in the static folder (``/images/cover.png``); None for remote images."""
+def _local_file(source: str, local_dirs: tuple[Path, Path] | None) -> str | None:
+    """Where a cover image lives when it is local: beside the post (``cover.png``)
+    or in the static folder (``/images/cover.png``); None for remote images."""
     parts = urlsplit(source)
     if local_dirs is None or parts.scheme or parts.netloc or not parts.path:
         return None
     post_dir, static_dir = local_dirs
     relative = unquote(parts.path)
-    candidate = (
-        static_dir / relative.lstrip("/") if relative.startswith("/") else post_dir / relative
-    )
-    try:
-        return candidate.stat().st_size if candidate.is_file() else None
-    except OSError:
+    if relative.startswith("/"):
+        return str(static_dir / relative.lstrip("/"))
+    return str(post_dir / relative)
+
+
+def local_size(file: str | None) -> int | None:
+    """The size of a local image file; None when there is none."""
+    if file is None:
         return None
+    try:
+        found = os.stat(file)
+    except (OSError, ValueError):
+        return None
+    return found.st_size if stat.S_ISREG(found.st_mode) else None
 
 
 def read_text(path: Path) -> str:
