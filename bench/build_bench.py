@@ -193,7 +193,8 @@ def bench(size: int, runs: int) -> None:
         daemon = subprocess.run(
             [sys.executable, "-c", IN_PROCESS, str(site / "config.yaml"), str(target), str(runs)],
             check=True,
-            capture_output=True,
+            cwd=site,  # not this checkout, whose feedpub/ would shadow the installed one
+            stdout=subprocess.PIPE,  # its errors, if any, go to the terminal
             text=True,
         ).stdout.split()
         feeds = len(list((site / "feeds").rglob("*.xml"))) + len(
