@@ -16,7 +16,7 @@ from urllib.parse import quote
 import dkim
 
 from feedpub.config import DkimConfig, NewsletterConfig
-from feedpub.content.text import collapse_space, short_digest, xml_safe
+from feedpub.content.text import collapse_space, short_digest, unique_digest, xml_safe
 from feedpub.digest import PLACEHOLDERS
 from feedpub.model import Issue, Recipient
 
@@ -64,15 +64,16 @@ def personalise(template: str, values: dict[str, str], *, markup: bool) -> str:
 
 
 def message_id(issue: Issue, recipient: Recipient, newsletter: NewsletterConfig) -> str:
-    """The same for the same issue and recipient, so a resent copy is recognised."""
+    """One list's issue for one address, in 128 bits: no two recipients share it,
+    and a resent copy (a resumed run) gets it again, so it is recognised."""
     domain = newsletter.sender_email.rpartition("@")[2]
-    who = short_digest(recipient.email.casefold())
-    return f"<feedpub.{issue.number}.{who}.{short_digest(newsletter.list_id)}@{domain}>"
+    copy = unique_digest(f"{newsletter.list_id}\0{issue.number}\0{recipient.email.casefold()}")
+    return f"<feedpub.{issue.number}.{copy}@{domain}>"
 
 
 def message_name(message: EmailMessage) -> str:
     """A name for the message from its Message-ID, the same each time it is sent
-    (the outbox names its files with it, so a resent message replaces its file)."""
+    (the outbox names its files with it, so a resent message finds its own file)."""
     return str(message["Message-ID"]).strip("<>").partition("@")[0]
 
 

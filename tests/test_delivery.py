@@ -258,6 +258,22 @@ def test_outbox_resends_replace_rather_than_add(site: Config) -> None:
     assert len(list(site.outbox_dir.iterdir())) == 2
 
 
+# Among 31,000 subscribers these two once got one outbox file between them.
+COLLIDING = ["user2607@example.com", "user31079@example.com"]
+
+
+def test_every_recipient_gets_an_outbox_file_of_their_own(site: Config) -> None:
+    _subscribe(site, [*COLLIDING, PEOPLE[0]])
+    assert _send(site, OutboxDeliverer(site.outbox_dir)).sent == 3
+    files = sorted(site.outbox_dir.iterdir())
+    recipients = [
+        email.message_from_bytes(p.read_bytes(), policy=default_policy)["To"].addresses[0].addr_spec
+        for p in files
+    ]
+    assert sorted(recipients) == sorted([*COLLIDING, PEOPLE[0]])
+    assert len({p.read_bytes() for p in files}) == 3
+
+
 def test_dkim_signature_covers_the_unsubscribe_headers(tmp_path: Path, site: Config) -> None:
     key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
     pem = key.private_bytes(

@@ -16,7 +16,7 @@ from feedpub.config import Config, NewsletterConfig, load_config
 from feedpub.content.text import display_width
 from feedpub.digest import PLACEHOLDERS, IssuePlan, plan_issue, render_issue
 from feedpub.errors import ConfigError, RenderError
-from feedpub.mail import SMTP_POLICY, build_message, personalise
+from feedpub.mail import SMTP_POLICY, build_message, message_name, personalise
 from feedpub.model import Issue, Post, Recipient
 from feedpub.pipeline import compose_digest
 from tests.conftest import NOW, REPO
@@ -92,9 +92,7 @@ def test_message_headers(config: Config, issue: Issue) -> None:
     assert message["Reply-To"] == "desk@example.org"
     assert message["Subject"] == "AI 新闻速递 · AI News Digest #1: 微软将为云客户评定AI模型安全等级"
     assert message["Date"] == "Mon, 30 Nov 2026 12:00:00 +0000"
-    assert re.fullmatch(
-        r"<feedpub\.1\.[0-9a-f]{8}\.[0-9a-f]{8}@example\.org>", message["Message-ID"]
-    )
+    assert re.fullmatch(r"<feedpub\.1\.[0-9a-f]{32}@example\.org>", message["Message-ID"])
     assert message["List-Id"] == "AI 新闻速递 · AI News Digest <digest.example.org>"
     assert message["List-Unsubscribe"] == (
         f"<https://example.org/newsletter/unsubscribe/{ADA.token}>, "
@@ -124,6 +122,19 @@ def test_message_id_is_stable_per_issue_and_recipient(config: Config, issue: Iss
     assert first.as_bytes() == again.as_bytes()
     next_issue = replace(issue, number=2)
     assert build_message(next_issue, ADA, newsletter)["Message-ID"] != first["Message-ID"]
+    other_list = replace(newsletter, list_id="other.example.org")
+    assert build_message(issue, ADA, other_list)["Message-ID"] != first["Message-ID"]
+    shouted = build_message(issue, replace(ADA, email="ADA@Example.NET"), newsletter)
+    assert shouted["Message-ID"] == first["Message-ID"]  # one address, however it is spelled
+
+
+def test_message_ids_of_two_recipients_never_collide(config: Config, issue: Issue) -> None:
+    newsletter: NewsletterConfig = config.newsletter  # type: ignore[assignment]
+    # Among 31,000 subscribers these two shared the 32-bit digest ids once carried.
+    pair = [replace(ADA, email=e) for e in ("user2607@example.com", "user31079@example.com")]
+    first, second = (build_message(issue, r, newsletter) for r in pair)
+    assert first["Message-ID"] != second["Message-ID"]
+    assert message_name(first) != message_name(second)
 
 
 def test_html_is_inlined_once_and_personalised_after(config: Config, issue: Issue) -> None:

@@ -55,6 +55,12 @@ def short_digest(key: str) -> str:
     return hashlib.blake2s(key.encode(), digest_size=4).hexdigest()
 
 
+def unique_digest(key: str) -> str:
+    """32 hex digits (128 bits of SHA-256) for names that must never collide,
+    such as one message's among every message a list sends."""
+    return hashlib.sha256(key.encode()).hexdigest()[:32]
+
+
 def slugify(text: str) -> str:
     """A URL-safe slug that keeps letters of every script (``AI 新闻`` -> ``ai-新闻``).
 
