@@ -214,7 +214,7 @@ def _save(path: Path, key: str, value: object) -> None:
     # build slower: each part is checked before it is used.
     with contextlib.suppress(OSError):
         data = pickle.dumps((key, value), protocol=pickle.HIGHEST_PROTOCOL)
-        write_atomic(path, data, durable=False)
+        write_atomic(path, data, durable=False)  # private: it holds the site's drafts
 
 
 def _save_lagging(path: Path, key: str, value: object, on_disk: bool, stale: int) -> None:
@@ -353,7 +353,7 @@ FeedJob = tuple[Path, str, Sequence[RenderedPost], FeedSpec]
 def _write_feed(jobs: Sequence[FeedJob], index: int) -> bool:
     """Render and write one feed (in a worker: only whether it changed comes back)."""
     path, fmt, items, spec = jobs[index]
-    return write_atomic(path, RENDERERS[fmt](items, spec))
+    return write_atomic(path, RENDERERS[fmt](items, spec), public=True)
 
 
 def _current(
@@ -564,7 +564,9 @@ def _write_feeds(
             else:
                 stylesheet = template_path(config.templates_dir, STYLESHEET_NAME)
                 job_names.append(STYLESHEET_NAME)
-                changed.append(write_atomic(root / STYLESHEET_NAME, stylesheet.read_bytes()))
+                changed.append(
+                    write_atomic(root / STYLESHEET_NAME, stylesheet.read_bytes(), public=True)
+                )
         removed = remove_stale(root, signatures, MANAGED_FILES)
     written = [rel for rel, wrote in zip(job_names, changed, strict=True) if wrote]
     unchanged = [rel for rel, wrote in zip(job_names, changed, strict=True) if not wrote]

@@ -1,4 +1,5 @@
-"""Writing build output: atomic, and only when the bytes change."""
+"""Writing build output: atomic, only when the bytes change, with the mode the
+file needs."""
 
 from __future__ import annotations
 
@@ -9,6 +10,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from feedpub.errors import OutputError
+
+# Feeds are public; outbox messages and caches (addresses, personal links) are
+# for their owner only. A folder feedpub creates gets the mode its files need.
+PUBLIC_FILE, PUBLIC_FOLDER = 0o644, 0o755
+PRIVATE_FILE, PRIVATE_FOLDER = 0o600, 0o700
 
 
 @dataclass(frozen=True, slots=True)
@@ -24,32 +30,60 @@ class SyncReport:
         )
 
 
-def write_atomic(path: Path, data: bytes, *, durable: bool = True) -> bool:
-    """Make ``path`` hold ``data``; return False, touching nothing, when it already does.
+def _make_folders(folder: Path, mode: int) -> None:
+    """Create ``folder`` and its missing parents with exactly ``mode``; a folder
+    that already exists keeps its own, so feedpub never loosens one."""
+    if folder.is_dir():
+        return
+    _make_folders(folder.parent, mode)
+    try:
+        folder.mkdir(mode)
+    except FileExistsError:
+        if folder.is_dir():  # made meanwhile by another worker of this build
+            return
+        raise
+    os.chmod(folder, mode)  # mkdir's mode is narrowed by the umask
+
+
+def _write_temporary(path: Path, data: bytes, *, public: bool, durable: bool) -> str:
+    """A new file beside ``path`` holding ``data``, to be moved into place."""
+    import tempfile  # here: a build with nothing to write need not import it
+
+    _make_folders(path.parent, PUBLIC_FOLDER if public else PRIVATE_FOLDER)
+    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(handle, "wb") as stream:
+            os.fchmod(stream.fileno(), PUBLIC_FILE if public else PRIVATE_FILE)
+            stream.write(data)
+            if durable:
+                stream.flush()
+                os.fsync(stream.fileno())
+    except BaseException:
+        os.unlink(temporary)
+        raise
+    return temporary
+
+
+def write_atomic(path: Path, data: bytes, *, public: bool = False, durable: bool = True) -> bool:
+    """Make ``path`` hold ``data``, readable by everyone when ``public`` and by its
+    owner only otherwise; return False, touching nothing, when it already does.
 
     The bytes go to a temporary file in the same folder, which then replaces
     ``path`` in one step, so a reader never sees half a file. ``durable=False``
     skips flushing them to the disk first, for files that are only a cache.
     """
     try:
-        if path.stat().st_size == len(data) and path.read_bytes() == data:
+        stat = path.stat()
+        loose = not public and stat.st_mode & 0o077  # left readable by an older release
+        if not loose and stat.st_size == len(data) and path.read_bytes() == data:
             return False
     except FileNotFoundError:
         pass
-    import tempfile  # here: a build with nothing to write need not import it
-
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    temporary = _write_temporary(path, data, public=public, durable=durable)
     try:
-        with os.fdopen(handle, "wb") as stream:
-            stream.write(data)
-            if durable:
-                stream.flush()
-                os.fsync(stream.fileno())
-        os.chmod(temporary, 0o644)  # mkstemp makes 0600; feeds are public
         os.replace(temporary, path)
     except BaseException:
-        Path(temporary).unlink(missing_ok=True)
+        os.unlink(temporary)
         raise
     return True
 
