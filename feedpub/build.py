@@ -63,12 +63,18 @@ from feedpub.feeds import (
     plan_with,
 )
 from feedpub.model import Post, Problem, RenderedPost
-from feedpub.output import SyncReport, remove_stale, write_atomic, writing_to
+from feedpub.output import (
+    MANIFEST_NAME,
+    SyncReport,
+    read_manifest,
+    remove_stale,
+    write_atomic,
+    write_manifest,
+    writing_to,
+)
 from feedpub.theme import template_path
 
-# Files a build owns in the output folder; it removes those it no longer makes.
-MANAGED_FILES = frozenset({*FILE_NAMES.values(), STYLESHEET_NAME})
-CACHE_FORMAT = 4
+CACHE_FORMAT = 5
 RENDER_IN_PARALLEL_FROM = 150
 FEEDS_IN_PARALLEL_FROM = 30
 
@@ -91,6 +97,7 @@ class _Summary:
     problems: tuple[Problem, ...]
     render_problems: tuple[Problem, ...]
     outputs: dict[str, tuple[str, int, int]]
+    manifest: tuple[int, int] | None  # the manifest's size and modification time
     plans: str  # the generation of _Shown written with it
     covers: dict[str, int | None]  # the shown posts' local cover files and their sizes
 
@@ -239,15 +246,17 @@ def _remembered(
     return _POSTS.get((rel, *stamp)) or thaw(rel, *known[rel][2])
 
 
+def _stamp(path: Path) -> tuple[int, int] | None:
+    """A file's size and modification time; None when it cannot be seen."""
+    try:
+        stat = path.stat()
+    except OSError:
+        return None
+    return stat.st_size, stat.st_mtime_ns
+
+
 def _outputs_intact(root: Path, outputs: dict[str, tuple[str, int, int]]) -> bool:
-    for rel, (_, size, mtime) in outputs.items():
-        try:
-            stat = (root / rel).stat()
-        except OSError:
-            return False
-        if (stat.st_size, stat.st_mtime_ns) != (size, mtime):
-            return False
-    return True
+    return all(_stamp(root / rel) == (size, mtime) for rel, (_, size, mtime) in outputs.items())
 
 
 def _covers_unchanged(covers: dict[str, int | None]) -> bool:
@@ -552,13 +561,20 @@ def _write_feeds(
             else:
                 jobs.append((root / rel, fmt, items, plan.spec))
                 job_names.append(rel)
+    if config.feeds.stylesheet:
+        signatures[STYLESHEET_NAME] = key
+    current = set(signatures)
     with writing_to(root):
+        # The manifest names a file before it is written and forgets it once it
+        # is removed: a build that stops half-way leaves no file of its own unlisted.
+        listed = read_manifest(root)
+        if not listed.issuperset(current):
+            write_manifest(root, listed | current)
         if worth_forking(len(jobs), FEEDS_IN_PARALLEL_FROM):
             changed = _forked_map(_write_feed, jobs, len(jobs))
         else:
             changed = [_write_feed(jobs, i) for i in range(len(jobs))]
         if config.feeds.stylesheet:
-            signatures[STYLESHEET_NAME] = key
             if _current(root, previous, STYLESHEET_NAME, key):
                 kept.append(STYLESHEET_NAME)
             else:
@@ -567,7 +583,9 @@ def _write_feeds(
                 changed.append(
                     write_atomic(root / STYLESHEET_NAME, stylesheet.read_bytes(), public=True)
                 )
-        removed = remove_stale(root, signatures, MANAGED_FILES)
+        # Only files feedpub listed are removed: others in the folder are never touched.
+        removed = remove_stale(root, listed - current)
+        write_manifest(root, current)
     written = [rel for rel, wrote in zip(job_names, changed, strict=True) if wrote]
     unchanged = [rel for rel, wrote in zip(job_names, changed, strict=True) if not wrote]
     report = SyncReport(tuple(sorted(written)), tuple(sorted(kept + unchanged)), tuple(removed))
@@ -592,6 +610,7 @@ def build_feeds(
         and usable
         and summary.stats == stats
         and _outputs_intact(root, summary.outputs)
+        and _stamp(root / MANIFEST_NAME) == summary.manifest  # else the build rewrites it
         and _covers_unchanged(summary.covers)
     ):
         report = SyncReport((), tuple(sorted(summary.outputs)), ())
@@ -647,6 +666,7 @@ def build_feeds(
                 selection.problems,
                 written.render_problems,
                 outputs,
+                _stamp(root / MANIFEST_NAME),
                 generation,
                 covers,
             ),

@@ -1,13 +1,14 @@
 """Writing build output: atomic, only when the bytes change, with the mode the
-file needs."""
+file needs; and the manifest of the files feedpub keeps in the feed folder."""
 
 from __future__ import annotations
 
 import contextlib
+import json
 import os
-from collections.abc import Collection, Iterator
+from collections.abc import Collection, Iterable, Iterator
 from dataclasses import dataclass
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 from feedpub.errors import OutputError
 
@@ -15,6 +16,9 @@ from feedpub.errors import OutputError
 # for their owner only. A folder feedpub creates gets the mode its files need.
 PUBLIC_FILE, PUBLIC_FOLDER = 0o644, 0o755
 PRIVATE_FILE, PRIVATE_FOLDER = 0o600, 0o700
+
+# The files a build left in the feed folder, written there by the build itself.
+MANIFEST_NAME = ".feedpub-manifest.json"
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,13 +102,40 @@ def writing_to(root: Path) -> Iterator[None]:
         raise OutputError(f"cannot write {where}: {exc.strerror or exc}") from None
 
 
-def remove_stale(root: Path, current: Collection[str], managed: Collection[str]) -> list[str]:
-    """Remove files under ``root`` named in ``managed`` that are not ``current``
-    (a tag that lost its posts), and the folders they leave empty."""
+def _plain_relative(entry: object) -> bool:
+    """Whether ``entry`` names a file inside the folder, spelled one way only."""
+    if not isinstance(entry, str) or "\0" in entry or entry in (".", MANIFEST_NAME):
+        return False
+    path = PurePosixPath(entry)
+    return path.as_posix() == entry and not path.is_absolute() and ".." not in path.parts
+
+
+def read_manifest(root: Path) -> frozenset[str]:
+    """The files, as paths relative to ``root``, that the last build left there:
+    none when the manifest is missing, unreadable or damaged."""
+    try:
+        listed = json.loads((root / MANIFEST_NAME).read_bytes())
+    except (OSError, ValueError):
+        return frozenset()
+    if not isinstance(listed, list) or not all(map(_plain_relative, listed)):
+        return frozenset()
+    return frozenset(listed)
+
+
+def write_manifest(root: Path, files: Collection[str]) -> None:
+    """List ``files`` (relative paths) in ``root``'s manifest, as a sorted JSON list."""
+    data = json.dumps(sorted(files), ensure_ascii=False, indent=0) + "\n"
+    write_atomic(root / MANIFEST_NAME, data.encode(), public=True)
+
+
+def remove_stale(root: Path, stale: Iterable[str]) -> list[str]:
+    """Remove the files under ``root`` that ``stale`` names (feeds an earlier build
+    wrote and this one did not: a tag that lost its posts), and the folders
+    they leave empty."""
     removed: list[str] = []
-    for path in sorted(root.rglob("*")) if root.is_dir() else ():
-        rel = path.relative_to(root).as_posix()
-        if path.name in managed and path.is_file() and rel not in current:
+    for rel in sorted(stale):
+        path = root / rel
+        if path.is_file():
             path.unlink()
             removed.append(rel)
             _remove_empty_parents(path.parent, root)

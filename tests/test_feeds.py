@@ -13,7 +13,7 @@ from lxml import etree
 from feedpub.build import build_feeds
 from feedpub.config import Config, load_config
 from feedpub.errors import OutputError
-from feedpub.output import write_atomic
+from feedpub.output import MANIFEST_NAME, write_atomic
 from tests.conftest import NOW, REPO
 from tests.feedcheck import (
     ATOM,
@@ -192,7 +192,7 @@ def test_unchanged_files_are_not_rewritten(tmp_path: Path) -> None:
     }
     second = build_feeds(config, NOW).feeds
     assert second.written == () and second.removed == ()
-    assert len(second.unchanged) == len(first.written) == len(stamps)
+    assert len(second.unchanged) == len(first.written) == len(stamps) - 1  # and the manifest
     assert {p: (p.stat().st_mtime_ns, p.stat().st_ino) for p in stamps} == stamps
 
 
@@ -279,7 +279,13 @@ def test_a_site_without_posts_still_has_valid_feeds(tmp_path: Path) -> None:
     content.mkdir()
     build_feeds(_config(tmp_path, content), NOW)
     out = tmp_path / "out"
-    assert sorted(p.name for p in out.iterdir()) == ["atom.xml", "feed.json", "feed.xsl", "rss.xml"]
+    assert sorted(p.name for p in out.iterdir()) == [
+        MANIFEST_NAME,
+        "atom.xml",
+        "feed.json",
+        "feed.xsl",
+        "rss.xml",
+    ]
     for name in FEED_FILES:
         check_feed(out / name, f"https://example.org/feeds/{name}")
 

@@ -1,7 +1,9 @@
-"""What feedpub leaves on disk: who may read each file."""
+"""What feedpub leaves on disk: who may read each file, and which files in the
+feed folder are its own, listed in the manifest, and so may be removed."""
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import stat
@@ -14,12 +16,20 @@ import pytest
 from feedpub.build import build_feeds
 from feedpub.config import Config, load_config
 from feedpub.delivery import OutboxDeliverer
-from feedpub.output import write_atomic
+from feedpub.output import MANIFEST_NAME, read_manifest, write_atomic
 from tests.conftest import NOW, REPO
 
 MESSAGE = (
     b"Subject: issue 1\r\n\r\nUnsubscribe: https://example.org/newsletter/unsubscribe/t0k3n\r\n"
 )
+
+FEED_FILES = ("rss.xml", "atom.xml", "feed.json")
+# Files the site put in the feed folder itself: no build may touch them.
+HAND_PLACED = {
+    "podcast/rss.xml": b"<rss>the site's own podcast</rss>",
+    "tags/podcast/feed.json": b'{"version": "a hand-made feed"}',
+    "index.html": b"<p>feeds of this site</p>",
+}
 
 
 def _mode(path: Path) -> int:
@@ -48,12 +58,20 @@ def _site(tmp_path: Path) -> Config:
     )
 
 
+def _files(root: Path) -> set[str]:
+    return {p.relative_to(root).as_posix() for p in root.rglob("*") if p.is_file()}
+
+
+# Modes.
+
+
 def test_feeds_are_public_and_the_build_cache_is_private(tmp_path: Path, umask: int) -> None:
     config = _site(tmp_path)
     build_feeds(config, NOW)
     out = config.feeds.output_dir
-    files = [p for p in out.rglob("*") if p.is_file()]
-    assert {p.name for p in files} == {"rss.xml", "atom.xml", "feed.json", "feed.xsl"}
+    files = [out / rel for rel in _files(out)]
+    names = {p.name for p in files}
+    assert names == {"rss.xml", "atom.xml", "feed.json", "feed.xsl", MANIFEST_NAME}
     assert {_mode(p) for p in files} == {0o644}
     assert {_mode(p) for p in [out, *out.rglob("*")] if p.is_dir()} == {0o755}
     caches = sorted(config.state_path.parent.iterdir())
@@ -92,3 +110,110 @@ def test_a_private_file_an_older_release_left_readable_is_made_private(tmp_path:
     assert write_atomic(cache, b"the same bytes") is True
     assert _mode(cache) == 0o600
     assert write_atomic(cache, b"the same bytes") is False
+
+
+# The manifest: what feedpub wrote in the feed folder, and so may remove.
+
+
+def _place(root: Path, files: dict[str, bytes]) -> None:
+    for rel, data in files.items():
+        (root / rel).parent.mkdir(parents=True, exist_ok=True)
+        (root / rel).write_bytes(data)
+
+
+def _assert_manifest_lists_the_builds_files(root: Path) -> None:
+    listed = read_manifest(root)
+    assert listed == _files(root) - HAND_PLACED.keys() - {MANIFEST_NAME}
+    assert json.loads((root / MANIFEST_NAME).read_text()) == sorted(listed)
+    for rel, data in HAND_PLACED.items():
+        assert (root / rel).read_bytes() == data
+
+
+def test_files_feedpub_did_not_write_survive_every_build(tmp_path: Path) -> None:
+    config = _site(tmp_path)
+    out = config.feeds.output_dir
+    _place(out, HAND_PLACED)
+    cold = build_feeds(config, NOW)
+    assert cold.feeds.removed == () and len(cold.feeds.written) == 52
+    _assert_manifest_lists_the_builds_files(out)
+
+    post = config.content.dir / "posts" / "microsoft-ai-safety-ranking.md"
+    post.write_text(post.read_text() + "\nOne more line.\n")
+    warm = build_feeds(config, NOW)  # the cache's short road
+    assert warm.feeds.removed == () and "rss.xml" in warm.feeds.written
+    _assert_manifest_lists_the_builds_files(out)
+
+    post.write_text(post.read_text().replace('"Microsoft", ', ""))
+    retagged = build_feeds(config, NOW)  # a tag disappears: feedpub's own feeds go
+    assert retagged.feeds.removed == tuple(f"tags/microsoft/{n}" for n in sorted(FEED_FILES))
+    assert not (out / "tags" / "microsoft").exists()
+    _assert_manifest_lists_the_builds_files(out)
+
+    plain = replace(config, feeds=replace(config.feeds, stylesheet=False))
+    assert build_feeds(plain, NOW).feeds.removed == ("feed.xsl",)
+    _assert_manifest_lists_the_builds_files(out)
+
+
+def test_a_folder_without_a_manifest_loses_nothing_this_build_did_not_write(
+    tmp_path: Path,
+) -> None:
+    config = _site(tmp_path)
+    out = config.feeds.output_dir
+    build_feeds(config, NOW, use_cache=False)
+    (out / MANIFEST_NAME).unlink()  # as a folder an older release wrote
+    post = config.content.dir / "posts" / "microsoft-ai-safety-ranking.md"
+    post.write_text(post.read_text().replace('"Microsoft", ', ""))
+    report = build_feeds(config, NOW, use_cache=False)
+    assert report.feeds.removed == ()
+    assert (out / "tags" / "microsoft" / "rss.xml").exists()  # not known to be feedpub's
+    assert "tags/microsoft/rss.xml" not in read_manifest(out)
+    assert read_manifest(out) == set(report.feeds.written) | set(report.feeds.unchanged)
+
+
+def test_a_build_with_nothing_to_do_restores_the_manifest(tmp_path: Path) -> None:
+    config = _site(tmp_path)
+    out = config.feeds.output_dir
+    build_feeds(config, NOW)
+    listed = read_manifest(out)
+    (out / MANIFEST_NAME).unlink()
+    assert build_feeds(config, NOW).feeds.written == ()
+    assert read_manifest(out) == listed
+    (out / MANIFEST_NAME).write_text("[damaged")
+    assert build_feeds(config, NOW).feeds.written == ()
+    assert read_manifest(out) == listed
+
+
+def test_a_build_removes_nothing_outside_its_folder(tmp_path: Path) -> None:
+    config = _site(tmp_path)
+    precious = tmp_path / "precious.txt"
+    precious.write_text("not feedpub's")
+    _place(config.feeds.output_dir, {MANIFEST_NAME: b'["rss.xml", "../precious.txt"]'})
+    assert build_feeds(config, NOW).feeds.removed == ()
+    assert precious.read_text() == "not feedpub's"
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "",
+        "[damaged",
+        '{"rss.xml": true}',
+        '["rss.xml", 3]',
+        '["rss.xml", "../precious.txt"]',
+        '["/etc/passwd"]',
+        '["tags//rss.xml"]',
+        '["./rss.xml"]',
+        f'["{MANIFEST_NAME}"]',
+    ],
+)
+def test_a_damaged_manifest_lists_nothing(tmp_path: Path, text: str) -> None:
+    (tmp_path / MANIFEST_NAME).write_text(text)
+    assert read_manifest(tmp_path) == frozenset()
+
+
+def test_a_manifest_lists_relative_paths(tmp_path: Path) -> None:
+    assert read_manifest(tmp_path) == frozenset()  # none yet
+    (tmp_path / MANIFEST_NAME).write_text('["rss.xml", "tags/安全/atom.xml"]')
+    assert read_manifest(tmp_path) == {"rss.xml", "tags/安全/atom.xml"}
+    (tmp_path / MANIFEST_NAME).write_bytes(b'["\xff"]')
+    assert read_manifest(tmp_path) == frozenset()
