@@ -160,7 +160,8 @@ def _libraries() -> tuple[tuple[str, int], ...]:
 
 
 def _config_key(config: Config) -> str:
-    """Everything besides the content files that the output depends on."""
+    """Everything besides the content files that the output depends on, and
+    where those files are: two copies of one site are two sites."""
     stylesheet = template_path(config.templates_dir, STYLESHEET_NAME)
     parts = (
         CACHE_FORMAT,
@@ -168,6 +169,7 @@ def _config_key(config: Config) -> str:
         _libraries(),
         config.site,
         config.content,
+        config.content.dir.resolve(),
         config.feeds,
         stylesheet.read_bytes() if config.feeds.stylesheet else b"",
     )
@@ -175,7 +177,7 @@ def _config_key(config: Config) -> str:
 
 
 def _cache_paths(config: Config) -> tuple[Path, Path, Path]:
-    folder = config.state_path.parent
+    folder = config.state_path.parent.resolve()  # as _MEMORY knows them
     return (
         folder / "build-summary.pickle",
         folder / "build-shown.pickle",
@@ -186,10 +188,11 @@ def _cache_paths(config: Config) -> tuple[Path, Path, Path]:
 _Part = TypeVar("_Part", "_Summary", "_Shown", "_Index")
 
 # The daemon builds again and again in one process: it keeps the cache in memory
-# as well, so that its rebuilds skip reading it back from disk.
+# as well, so that its rebuilds skip reading it back from disk (by the part's
+# absolute path, each with the config key it was made for),
 _MEMORY: dict[Path, tuple[str, object]] = {}
-# and the posts themselves, by path, size and modification time.
-_POSTS: dict[tuple[str, int, int], FileResult] = {}
+# and the posts themselves, by config key, path, size and modification time.
+_POSTS: dict[tuple[str, str, int, int], FileResult] = {}
 
 
 def _load(path: Path, key: str, kind: type[_Part]) -> _Part | None:
@@ -240,10 +243,10 @@ def _save_lagging(path: Path, key: str, value: object, on_disk: bool, stale: int
 
 
 def _remembered(
-    rel: str, stamp: tuple[int, int], known: dict[str, tuple[int, int, Frozen]]
+    key: str, rel: str, stamp: tuple[int, int], known: dict[str, tuple[int, int, Frozen]]
 ) -> FileResult:
     """A cached file's result: from memory in a long-lived process, else from the index."""
-    return _POSTS.get((rel, *stamp)) or thaw(rel, *known[rel][2])
+    return _POSTS.get((key, rel, *stamp)) or thaw(rel, *known[rel][2])
 
 
 def _stamp(path: Path) -> tuple[int, int] | None:
@@ -386,6 +389,7 @@ def _digest(text: str) -> bytes:
 
 def _from_last(
     config: Config,
+    key: str,
     summary: _Summary,
     shown: _Shown,
     stats: list[tuple[str, int, int]],
@@ -439,11 +443,11 @@ def _from_last(
         heads[post.rel_path] = result.head
         frozen[post.rel_path] = freeze(result)
     for new, old in pairs:  # the same post, now under the file's new size and time
-        remembered = _POSTS.pop(old, None)
+        remembered = _POSTS.pop((key, *old), None)
         if remembered is not None:
-            _POSTS[new] = remembered
+            _POSTS[key, *new] = remembered
     for entry, result in zip(added, fresh, strict=True):
-        _POSTS[entry] = result
+        _POSTS[key, *entry] = result
     count = len(fresh)
     counts = replace(
         summary.counts,
@@ -482,9 +486,11 @@ def _everything(
     known = loaded.files if loaded is not None else {}
     changed = [rel for rel, size, mtime in stats if known.get(rel, (0, 0))[:2] != (size, mtime)]
     fresh = {r.rel_path: r for r in read_files(content, config.site, changed, bodies=False)}
-    results = [fresh[rel] if rel in fresh else _remembered(rel, files[rel], known) for rel in files]
+    results = [
+        fresh[rel] if rel in fresh else _remembered(key, rel, files[rel], known) for rel in files
+    ]
     _POSTS.clear()
-    _POSTS.update({(result.rel_path, *files[result.rel_path]): result for result in results})
+    _POSTS.update({(key, result.rel_path, *files[result.rel_path]): result for result in results})
     collection = assemble(results, len(stats))
     if not stats and not content.dir.is_dir():
         missing = Problem(str(content.dir), "content folder not found (content.dir)")
@@ -621,7 +627,7 @@ def build_feeds(
     shown = _load(shown_path, key, _Shown) if use_cache else None
     selection = None
     if summary is not None and shown is not None and usable and summary.plans == shown.generation:
-        selection = _from_last(config, summary, shown, stats, now)
+        selection = _from_last(config, key, summary, shown, stats, now)
     if selection is None:
         selection = _everything(config, now, stats, files, key, strict, use_cache)
     plans, covers = _measure_covers(selection.plans)

@@ -342,3 +342,29 @@ def test_a_replaced_cover_image_is_measured_again(tmp_path: Path, content: Path)
     cover.write_bytes(b"\x89PNG\r\n")
     build_feeds(config, NOW)
     _same_as_uncached(tmp_path, config)
+
+
+def _copied_site(tmp_path: Path, name: str, content: Path, host: str) -> Config:
+    """A site copied with shutil.copytree, which keeps each file's size and times."""
+    folder = tmp_path / name
+    shutil.copytree(content, folder / "content")
+    text = (REPO / "config.yaml").read_text().replace("example.org", host)
+    (folder / "config.yaml").write_text(text)
+    return load_config(folder / "config.yaml")
+
+
+def test_copies_of_a_site_built_in_one_process_keep_their_own_posts(
+    tmp_path: Path, content: Path
+) -> None:
+    one = _copied_site(tmp_path, "one", content, "one.example")
+    two = _copied_site(tmp_path, "two", content, "two.example")
+    build_feeds(one, NOW)
+    build_feeds(two, NOW)
+    retagged = one.content.dir / "posts" / "open-weights-roundup.md"
+    _edit(retagged, '"C++"', '"Rust"')  # new front matter: every post is collected again
+    build_feeds(one, NOW)
+    build_feeds(two, NOW)
+    for config, other in ((one, "two.example"), (two, "one.example")):
+        rss = (config.feeds.output_dir / "rss.xml").read_text()
+        assert other not in rss and "/posts/agents-in-production/" in rss
+        _same_as_uncached(tmp_path, config)
