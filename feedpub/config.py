@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 import string
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -561,6 +561,32 @@ def _web(section: _Section, site_url: str) -> WebConfig:
     )
 
 
+def _shown(path: Path, base: Path) -> str:
+    """``path`` as written in the config: relative to its folder when it is inside it."""
+    try:
+        return str(path.relative_to(base))
+    except ValueError:
+        return str(path)
+
+
+def _check_output_dir(
+    section: _Section, output_dir: Path, base: Path, kept_out: Sequence[tuple[str, Path]]
+) -> None:
+    """Everything under feeds.output_dir is served to the public, so it must not be,
+    or hold, any of ``kept_out`` (what, where)."""
+    output = output_dir.resolve()
+    for what, path in kept_out:
+        resolved = path.resolve()
+        if resolved == output or output in resolved.parents:
+            relation = "is" if resolved == output else "contains"
+            section.error(
+                "output_dir",
+                "must be a folder of its own, since everything in it is served to the public; "
+                f"{_shown(output_dir, base)!r} {relation} {what}",
+            )
+            return
+
+
 def load_config(path: Path) -> Config:
     """Read and validate ``path``; raise ``ConfigError`` naming every problem."""
     label = str(path)
@@ -601,6 +627,19 @@ def load_config(path: Path) -> Config:
     build_schedule = _build_schedule(schedule)
     web_section = root.section("web")
     web = _web(web_section, site.url)
+    _check_output_dir(
+        sections["feeds"],
+        feeds.output_dir,
+        base,
+        [
+            (f"the site folder, with {path.name}", base),
+            (f"the content folder {_shown(content.dir, base)}, drafts included", content.dir),
+            (f"the state file {_shown(state_path, base)}, with subscribers' addresses", state_path),
+            (f"the outbox folder {_shown(outbox_dir, base)}, with every message sent", outbox_dir),
+            (f"the templates folder {_shown(templates_dir, base)}", templates_dir),
+            (f"the static folder {_shown(content.static_dir, base)}", content.static_dir),
+        ],
+    )
     for section in (*sections.values(), state, schedule, web_section, root):
         section.warn_unknown()
 

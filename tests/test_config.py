@@ -215,3 +215,65 @@ def test_cron_schedules(schedule: str, problem: str | None) -> None:
     from feedpub.config import cron_problem
 
     assert cron_problem(schedule) == problem
+
+
+OWN_FOLDER = (
+    "feeds.output_dir: must be a folder of its own, since everything in it is served to the public"
+)
+
+
+@pytest.mark.parametrize(
+    ("settings", "problem"),
+    [
+        ("feeds: {output_dir: .}", "'.' is the site folder, with config.yaml"),
+        ("feeds: {output_dir: ./}", "'.' is the site folder, with config.yaml"),
+        ("feeds: {output_dir: ..}", "'..' contains the site folder, with config.yaml"),
+        (
+            "feeds: {output_dir: content}",
+            "'content' is the content folder content, drafts included",
+        ),
+        (
+            "feeds: {output_dir: site}\ncontent: {dir: site/posts}",
+            "'site' contains the content folder site/posts, drafts included",
+        ),
+        (
+            "feeds: {output_dir: state}",
+            "'state' contains the state file state/feedpub.db, with subscribers' addresses",
+        ),
+        (
+            "feeds: {output_dir: public}\nstate: {path: public/../public/x.db}",
+            "'public' contains the state file public/../public/x.db, with subscribers' addresses",
+        ),
+        (
+            "feeds: {output_dir: outbox}",
+            "'outbox' is the outbox folder outbox, with every message sent",
+        ),
+        (
+            "feeds: {output_dir: out}\noutbox_dir: out/mail",
+            "'out' contains the outbox folder out/mail, with every message sent",
+        ),
+        ("feeds: {output_dir: templates}", "'templates' is the templates folder templates"),
+        ("feeds: {output_dir: static}", "'static' is the static folder static"),
+    ],
+)
+def test_the_output_folder_holds_nothing_else(tmp_path: Path, settings: str, problem: str) -> None:
+    path = _write(tmp_path, SITE + settings + "\n")
+    assert _messages(path) == [f"{path}: {OWN_FOLDER}; {problem}"]
+
+
+def test_the_output_folder_is_compared_after_symlinks(tmp_path: Path) -> None:
+    (tmp_path / "site").mkdir()
+    (tmp_path / "public").symlink_to(tmp_path / "site")
+    path = tmp_path / "site" / "config.yaml"
+    path.write_text(SITE + f"feeds: {{output_dir: {tmp_path / 'public'}}}\n")
+    assert _messages(path) == [
+        f"{path}: {OWN_FOLDER}; '{tmp_path / 'public'}' is the site folder, with config.yaml"
+    ]
+
+
+@pytest.mark.parametrize("output_dir", ["feeds", "static/feeds", "../public", "content-feeds"])
+def test_an_output_folder_of_its_own_is_fine(tmp_path: Path, output_dir: str) -> None:
+    (tmp_path / "site").mkdir()
+    path = tmp_path / "site" / "config.yaml"
+    path.write_text(SITE + f"feeds: {{output_dir: {output_dir}}}\n")
+    assert load_config(path).feeds.output_dir == tmp_path / "site" / output_dir
