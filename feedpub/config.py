@@ -6,6 +6,7 @@ every problem is reported at once, each named by its key path.
 
 from __future__ import annotations
 
+import ipaddress
 import re
 import string
 from collections.abc import Mapping, Sequence
@@ -523,15 +524,24 @@ def _smtp(section: _Section, base: Path) -> SmtpConfig:
             "secrets never go in this file; name an environment variable "
             "in smtp.password_env instead",
         )
+    host = section.text("host")
+    username = section.text("username", "") or None
+    if security == "none" and username and not _is_loopback(host):
+        section.error(
+            "security",
+            f"none would send the password for smtp.username to {host} in clear text; "
+            "use starttls or tls (none with a login is only for a server on this machine: "
+            "localhost, 127.0.0.1 or ::1)",
+        )
     ca_file = section.text("ca_file", "") or None
     dkim_section = section.section("dkim")
     dkim = _dkim(dkim_section, base)
     dkim_section.warn_unknown()
     return SmtpConfig(
-        host=section.text("host"),
+        host=host,
         port=port,
         security=security,
-        username=section.text("username", "") or None,
+        username=username,
         password_env=section.text("password_env", "FEEDPUB_SMTP_PASSWORD"),
         timeout=_number(section, "timeout", 30.0, minimum=1),
         rate_limit=_number(section, "rate_limit", 0.0, minimum=0),
@@ -540,6 +550,16 @@ def _smtp(section: _Section, base: Path) -> SmtpConfig:
         ca_file=base / ca_file if ca_file else None,
         dkim=dkim,
     )
+
+
+def _is_loopback(host: str) -> bool:
+    """Whether ``host`` names this machine: localhost, 127.0.0.0/8 or ::1."""
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 def _web(section: _Section, site_url: str) -> WebConfig:

@@ -277,3 +277,37 @@ def test_an_output_folder_of_its_own_is_fine(tmp_path: Path, output_dir: str) ->
     path = tmp_path / "site" / "config.yaml"
     path.write_text(SITE + f"feeds: {{output_dir: {output_dir}}}\n")
     assert load_config(path).feeds.output_dir == tmp_path / "site" / output_dir
+
+
+def test_a_login_is_never_sent_in_clear_text_over_the_network(tmp_path: Path) -> None:
+    path = _write(
+        tmp_path, SITE + "smtp: {host: smtp.example.org, security: none, username: digest}\n"
+    )
+    assert _messages(path) == [
+        f"{path}: smtp.security: none would send the password for smtp.username to "
+        "smtp.example.org in clear text; use starttls or tls (none with a login is only for "
+        "a server on this machine: localhost, 127.0.0.1 or ::1)"
+    ]
+
+
+@pytest.mark.parametrize(
+    ("host", "security", "username"),
+    [
+        ("localhost", "none", "digest"),
+        ("LocalHost", "none", "digest"),
+        ("127.0.0.1", "none", "digest"),
+        ("127.8.9.10", "none", "digest"),
+        ("::1", "none", "digest"),
+        ("smtp.example.org", "none", ""),  # no login, no password to give away
+        ("smtp.example.org", "starttls", "digest"),
+        ("smtp.example.org", "tls", "digest"),
+    ],
+)
+def test_plain_smtp_is_fine_on_this_machine_or_without_a_login(
+    tmp_path: Path, host: str, security: str, username: str
+) -> None:
+    path = _write(
+        tmp_path, SITE + f"smtp: {{host: '{host}', security: {security}, username: '{username}'}}\n"
+    )
+    smtp = load_config(path).smtp
+    assert smtp is not None and (smtp.host, smtp.security) == (host, security)
