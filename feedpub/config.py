@@ -129,6 +129,7 @@ class WebConfig:
     public_url: str
     secret_env: str
     confirm_hours: int
+    trusted_proxies: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]
 
 
 @dataclass(frozen=True, slots=True)
@@ -562,6 +563,28 @@ def _is_loopback(host: str) -> bool:
         return False
 
 
+def _networks(
+    section: _Section, key: str
+) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:
+    """A list of IP addresses (one-address networks) and CIDR networks."""
+    networks = []
+    for value in section.strings(key, ()):
+        try:
+            networks.append(ipaddress.ip_network(value.strip()))
+        except ValueError:
+            try:
+                whole = ipaddress.ip_network(value.strip(), strict=False)
+            except ValueError:
+                section.error(
+                    key,
+                    "expected IP addresses or networks such as 10.0.0.1, 10.0.0.0/8 or "
+                    f"fd00::/8, got {value!r}",
+                )
+            else:
+                section.error(key, f"{value!r} has host bits set; write the network as {whole}")
+    return tuple(networks)
+
+
 def _web(section: _Section, site_url: str) -> WebConfig:
     port = section.integer("port", 8080, minimum=1)
     if port > 65535:
@@ -578,6 +601,7 @@ def _web(section: _Section, site_url: str) -> WebConfig:
         public_url=public_url if public_url.endswith("/") else public_url + "/",
         secret_env=section.text("secret_env", "FEEDPUB_SECRET_KEY"),
         confirm_hours=section.integer("confirm_hours", 48, minimum=1),
+        trusted_proxies=_networks(section, "trusted_proxies"),
     )
 
 

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import ipaddress
 from pathlib import Path
 
 import pytest
@@ -311,3 +312,36 @@ def test_plain_smtp_is_fine_on_this_machine_or_without_a_login(
     )
     smtp = load_config(path).smtp
     assert smtp is not None and (smtp.host, smtp.security) == (host, security)
+
+
+def test_trusted_proxies(tmp_path: Path) -> None:
+    assert load_config(_write(tmp_path, SITE)).web.trusted_proxies == ()
+    path = _write(
+        tmp_path,
+        SITE + "web:\n  trusted_proxies: [127.0.0.1, 10.0.0.0/8, '::1', '2001:db8::/32']\n",
+    )
+    assert load_config(path).web.trusted_proxies == (
+        ipaddress.IPv4Network("127.0.0.1/32"),
+        ipaddress.IPv4Network("10.0.0.0/8"),
+        ipaddress.IPv6Network("::1/128"),
+        ipaddress.IPv6Network("2001:db8::/32"),
+    )
+    one = _write(tmp_path, SITE + "web: {trusted_proxies: 192.168.1.2}\n")
+    assert load_config(one).web.trusted_proxies == (ipaddress.IPv4Network("192.168.1.2/32"),)
+
+
+def test_bad_trusted_proxies_are_named(tmp_path: Path) -> None:
+    path = _write(
+        tmp_path,
+        SITE + "web:\n  trusted_proxies: [10.0.0.1/8, proxy.local, 10.0.0.0/33, 'fe80::1/10']\n",
+    )
+    assert _messages(path) == [
+        f"{path}: web.trusted_proxies: '10.0.0.1/8' has host bits set; write the network as 10.0.0.0/8",
+        f"{path}: web.trusted_proxies: expected IP addresses or networks such as 10.0.0.1, 10.0.0.0/8 or fd00::/8, got 'proxy.local'",
+        f"{path}: web.trusted_proxies: expected IP addresses or networks such as 10.0.0.1, 10.0.0.0/8 or fd00::/8, got '10.0.0.0/33'",
+        f"{path}: web.trusted_proxies: 'fe80::1/10' has host bits set; write the network as fe80::/10",
+    ]
+    not_a_list = _write(tmp_path, SITE + "web: {trusted_proxies: 5}\n")
+    assert _messages(not_a_list) == [
+        f"{not_a_list}: web.trusted_proxies: expected a list of text, got the number 5"
+    ]
