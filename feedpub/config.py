@@ -18,6 +18,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
 
+from feedpub.cron import CronSchedule, parse_cron
 from feedpub.errors import ConfigError
 from feedpub.model import Author, Problem, Severity
 from feedpub.theme import template_path
@@ -26,22 +27,8 @@ FEED_FORMATS = ("rss", "atom", "json")
 DIGEST_CONTENT = ("summary", "full")
 SMTP_SECURITY = ("starttls", "tls", "none")
 SUBJECT_FIELDS = ("title", "site_title", "number", "date", "lead_title")
-# Cron fields: name, lowest, highest, and the names allowed in place of numbers.
-CRON_FIELDS = (
-    ("minute", 0, 59, ()),
-    ("hour", 0, 23, ()),
-    ("day", 1, 31, ()),
-    (
-        "month",
-        1,
-        12,
-        ("jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec"),
-    ),
-    ("weekday", 0, 7, ("sun", "mon", "tue", "wed", "thu", "fri", "sat")),
-)
 _INTERVAL = re.compile(r"(\d+)\s*([smh])")
 INTERVAL_SECONDS = {"s": 1, "m": 60, "h": 3600}
-_CRON_PART = re.compile(r"(\*|(\w+)(?:-(\w+))?)(?:/(\d+))?")
 TAXONOMIES = ("tags", "categories")
 PERMALINK_FIELDS = ("slug", "year", "month", "day")
 
@@ -91,7 +78,7 @@ class NewsletterConfig:
     max_posts: int
     template: str
     content: str
-    schedule: str
+    schedule: CronSchedule
     unsubscribe_url: str
     manage_url: str
     unsubscribe_email: str
@@ -133,6 +120,17 @@ class WebConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class IntervalSchedule:
+    """A build every ``seconds``, written as an interval such as ``15m``."""
+
+    seconds: int
+    text: str
+
+    def __str__(self) -> str:
+        return self.text
+
+
+@dataclass(frozen=True, slots=True)
 class Config:
     path: Path
     site: SiteConfig
@@ -143,7 +141,7 @@ class Config:
     state_path: Path
     outbox_dir: Path
     smtp: SmtpConfig | None
-    build_schedule: str
+    build_schedule: CronSchedule | IntervalSchedule
     web: WebConfig
     warnings: tuple[Problem, ...]
 
@@ -378,45 +376,19 @@ def _base_url(section: _Section, site_url: str) -> str:
     return url if url.endswith("/") else url + "/"
 
 
-def cron_problem(expression: str) -> str | None:
-    """Why ``expression`` is not a five-field cron schedule, or None when it is."""
-    fields = expression.split()
-    if len(fields) != len(CRON_FIELDS):
-        return f"expected 5 cron fields (minute hour day month weekday), got {len(fields)}"
-    for value, (name, low, high, names) in zip(fields, CRON_FIELDS, strict=True):
-        for part in value.split(","):
-            match = _CRON_PART.fullmatch(part.lower())
-            if match is None:
-                return f"{name} field {value!r} is not a cron field"
-            for bound in (match.group(2), match.group(3)):
-                if bound is None or bound in names:
-                    continue
-                if not bound.isdigit() or not low <= int(bound) <= high:
-                    return f"{name} {bound!r} is out of range {low}-{high}"
-            if match.group(4) is not None and int(match.group(4)) == 0:
-                return f"{name} step must be at least 1"
-    return None
-
-
-def interval_seconds(expression: str) -> int | None:
-    """Seconds in an interval such as ``15m``, ``90s`` or ``2h``; None for anything else."""
-    match = _INTERVAL.fullmatch(expression.strip())
-    if match is None:
-        return None
-    return int(match.group(1)) * INTERVAL_SECONDS[match.group(2)]
-
-
-def _build_schedule(section: _Section) -> str:
+def _build_schedule(section: _Section) -> CronSchedule | IntervalSchedule:
     value = section.text("build", "15m")
-    seconds = interval_seconds(value)
-    if seconds is not None:
+    match = _INTERVAL.fullmatch(value.strip())
+    if match is not None:
+        seconds = int(match.group(1)) * INTERVAL_SECONDS[match.group(2)]
         if seconds < 10:
             section.error("build", f"expected an interval of at least 10s, got {value!r}")
-        return value
-    problem = cron_problem(value)
-    if problem:
-        section.error("build", f"expected an interval such as 15m or a cron schedule; {problem}")
-    return value
+        return IntervalSchedule(seconds, value)
+    try:
+        return parse_cron(value)
+    except ValueError as exc:
+        section.error("build", f"expected an interval such as 15m or a cron schedule; {exc}")
+        return IntervalSchedule(15 * 60, value)
 
 
 def _token_url(section: _Section, key: str, default: str, site_url: str) -> str:
@@ -467,10 +439,12 @@ def _newsletter(section: _Section, site: SiteConfig, templates_dir: Path) -> New
     content = section.text("content", "summary")
     if content not in DIGEST_CONTENT:
         section.error("content", f"expected summary or full, got {content!r}")
-    schedule = section.text("schedule", "0 8 * * mon")
-    problem = cron_problem(schedule)
-    if problem:
-        section.error("schedule", problem)
+    default_schedule = "0 8 * * mon"
+    try:
+        schedule = parse_cron(section.text("schedule", default_schedule))
+    except ValueError as exc:
+        section.error("schedule", str(exc))
+        schedule = parse_cron(default_schedule)
 
     return NewsletterConfig(
         title=title,

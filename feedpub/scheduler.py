@@ -12,8 +12,9 @@ import json
 import logging
 import signal
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from datetime import UTC, datetime, timedelta
+from itertools import groupby
 from types import FrameType
 from typing import Any, Protocol
 from zoneinfo import ZoneInfo
@@ -26,11 +27,13 @@ from apscheduler.events import (
 )
 from apscheduler.schedulers.blocking import BlockingScheduler
 from apscheduler.triggers.base import BaseTrigger
+from apscheduler.triggers.combining import OrTrigger
 from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 
 from feedpub.build import BuildReport, build_feeds
-from feedpub.config import Config, interval_seconds, load_config
+from feedpub.config import Config, IntervalSchedule, load_config
+from feedpub.cron import CronSchedule
 from feedpub.delivery import Deliverer
 from feedpub.errors import FeedpubError
 from feedpub.pipeline import DigestSender, SendReport
@@ -49,26 +52,8 @@ class Companion(Protocol):
 
 DIGEST_JOB = "digest"
 BUILD_JOB = "build"
-_WEEKDAYS = ("sun", "mon", "tue", "wed", "thu", "fri", "sat")
-
-
-def _weekday_numbers(part: str) -> list[int]:
-    """The days (0 = Sunday, as in crontab) one comma part names."""
-    base, _, step_text = part.lower().partition("/")
-    step = int(step_text) if step_text else 1
-
-    def number(word: str) -> int:
-        return _WEEKDAYS.index(word) if word in _WEEKDAYS else int(word) % 7
-
-    if base == "*":
-        days = list(range(7))
-    elif "-" in base:
-        first, last = base.split("-")
-        low, high = number(first), int(last) if last.isdigit() else _WEEKDAYS.index(last)
-        days = [d % 7 for d in range(low, high + 1)]
-    else:
-        days = [number(base)]
-    return days[::step] if step_text else days
+_EVERY_DAY = frozenset(range(1, 32))
+_EVERY_WEEKDAY = frozenset(range(7))
 
 
 class WallClockCronTrigger(CronTrigger):  # type: ignore[misc]
@@ -87,43 +72,64 @@ class WallClockCronTrigger(CronTrigger):  # type: ignore[misc]
         return fire
 
 
-def cron_trigger(expression: str, zone: ZoneInfo) -> CronTrigger:
-    """A crontab schedule with crontab's weekdays (APScheduler 3 counts 0 as Monday)."""
-    minute, hour, day, month, weekday = expression.split()
-    if weekday != "*":
-        days = sorted({d for part in weekday.split(",") for d in _weekday_numbers(part)})
-        weekday = ",".join(_WEEKDAYS[d] for d in days)
-    return WallClockCronTrigger(
-        minute=minute, hour=hour, day=day, month=month, day_of_week=weekday, timezone=zone
-    )
+def cron_trigger(schedule: CronSchedule, zone: ZoneInfo) -> BaseTrigger:
+    """A trigger that fires at the schedule's times in ``zone``.
+
+    APScheduler's CronTrigger needs a day that matches both the day and the weekday;
+    crontab fires on either when both are restricted, so that case is two triggers.
+    """
+
+    def wall_clock(days: frozenset[int], weekdays: frozenset[int]) -> WallClockCronTrigger:
+        return WallClockCronTrigger(
+            minute=_numbers(schedule.minutes),
+            hour=_numbers(schedule.hours),
+            day=_numbers(days),
+            month=_numbers(schedule.months),
+            day_of_week=_numbers({(d - 1) % 7 for d in weekdays}),  # APScheduler: 0 is Monday
+            timezone=zone,
+        )
+
+    if schedule.day_restricted and schedule.weekday_restricted:
+        return OrTrigger(
+            [wall_clock(schedule.days, _EVERY_WEEKDAY), wall_clock(_EVERY_DAY, schedule.weekdays)]
+        )
+    return wall_clock(schedule.days, schedule.weekdays)
 
 
-def trigger(expression: str, zone: ZoneInfo) -> BaseTrigger:
-    """An interval (``15m``) or a crontab expression, as config.py accepted it."""
-    seconds = interval_seconds(expression)
-    if seconds is not None:
-        return IntervalTrigger(seconds=seconds, timezone=zone)
-    return cron_trigger(expression, zone)
+def _numbers(values: Iterable[int]) -> str:
+    """A CronTrigger field for exactly ``values``, with each run of them as a range."""
+    runs = [
+        [value for _, value in run]
+        for _, run in groupby(enumerate(sorted(values)), lambda pair: pair[1] - pair[0])
+    ]
+    return ",".join(str(run[0]) if len(run) == 1 else f"{run[0]}-{run[-1]}" for run in runs)
 
 
-def next_fire(expression: str, zone: ZoneInfo, after: datetime) -> datetime:
+def trigger(schedule: CronSchedule | IntervalSchedule, zone: ZoneInfo) -> BaseTrigger:
+    """The build's trigger: an interval or a crontab schedule, as config.py read it."""
+    if isinstance(schedule, IntervalSchedule):
+        return IntervalTrigger(seconds=schedule.seconds, timezone=zone)
+    return cron_trigger(schedule, zone)
+
+
+def next_fire(schedule: CronSchedule, zone: ZoneInfo, after: datetime) -> datetime:
     """The first scheduled time strictly after ``after``."""
-    fire: datetime | None = cron_trigger(expression, zone).get_next_fire_time(
+    fire: datetime | None = cron_trigger(schedule, zone).get_next_fire_time(
         after, after + timedelta(microseconds=1)
     )
-    assert fire is not None
+    assert fire is not None  # parse_cron refuses schedules that never run
     return fire
 
 
 def digest_due(
-    expression: str, zone: ZoneInfo, last_success: datetime | None, now: datetime
+    schedule: CronSchedule, zone: ZoneInfo, last_success: datetime | None, now: datetime
 ) -> bool:
     """Whether a scheduled digest time has passed since the last successful send.
 
     Never sent: due. Otherwise due when the first scheduled time after the last
     success is not in the future, however many were missed (they make one send).
     """
-    return last_success is None or next_fire(expression, zone, last_success) <= now
+    return last_success is None or next_fire(schedule, zone, last_success) <= now
 
 
 def send_job(

@@ -14,14 +14,15 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from feedpub.config import load_config
+from feedpub.config import IntervalSchedule, load_config
+from feedpub.cron import parse_cron
 from feedpub.scheduler import cron_trigger, digest_due, next_fire, trigger
 from feedpub.store import Store
 from tests.conftest import REPO
 from tests.smtpd import Behaviour, free_port, smtp_server
 
 NEW_YORK = ZoneInfo("America/New_York")  # daylight saving: 8 March and 1 November 2026
-WEEKLY = "0 8 * * mon"
+WEEKLY = parse_cron("0 8 * * mon")
 
 
 def _at(*parts: int, zone: ZoneInfo = NEW_YORK, fold: int = 0) -> datetime:
@@ -31,8 +32,8 @@ def _at(*parts: int, zone: ZoneInfo = NEW_YORK, fold: int = 0) -> datetime:
 @pytest.mark.parametrize(
     ("expression", "after", "expected"),
     [
-        (WEEKLY, _at(2026, 11, 30, 7, 59), _at(2026, 11, 30, 8)),
-        (WEEKLY, _at(2026, 11, 30, 8), _at(2026, 12, 7, 8)),
+        (WEEKLY.text, _at(2026, 11, 30, 7, 59), _at(2026, 11, 30, 8)),
+        (WEEKLY.text, _at(2026, 11, 30, 8), _at(2026, 12, 7, 8)),
         ("0 8 * * 0", _at(2026, 11, 30), _at(2026, 12, 6, 8)),  # 0 is Sunday, as in crontab
         ("0 8 * * 7", _at(2026, 11, 30), _at(2026, 12, 6, 8)),
         ("0 8 * * 1-5", _at(2026, 12, 4, 9), _at(2026, 12, 7, 8)),
@@ -41,26 +42,75 @@ def _at(*parts: int, zone: ZoneInfo = NEW_YORK, fold: int = 0) -> datetime:
     ],
 )
 def test_next_fire_time(expression: str, after: datetime, expected: datetime) -> None:
-    assert next_fire(expression, NEW_YORK, after) == expected
+    assert next_fire(parse_cron(expression), NEW_YORK, after) == expected
 
 
 def test_next_fire_in_utc() -> None:
     after = datetime(2026, 12, 31, 23, 59, tzinfo=UTC)
-    assert next_fire("0 0 * * *", ZoneInfo("UTC"), after) == datetime(2027, 1, 1, tzinfo=UTC)
+    midnight = parse_cron("0 0 * * *")
+    assert next_fire(midnight, ZoneInfo("UTC"), after) == datetime(2027, 1, 1, tzinfo=UTC)
 
 
 def test_daylight_saving_spring_forward_still_fires_once() -> None:
     # 02:30 does not exist on 8 March 2026 in New York: the run happens once, as the clock jumps.
-    fire = next_fire("30 2 * * *", NEW_YORK, _at(2026, 3, 7, 12))
+    schedule = parse_cron("30 2 * * *")
+    fire = next_fire(schedule, NEW_YORK, _at(2026, 3, 7, 12))
     assert fire.astimezone(UTC) == datetime(2026, 3, 8, 7, 30, tzinfo=UTC)
-    assert next_fire("30 2 * * *", NEW_YORK, fire).date().isoformat() == "2026-03-09"
+    assert next_fire(schedule, NEW_YORK, fire).date().isoformat() == "2026-03-09"
 
 
 def test_daylight_saving_fall_back_does_not_fire_twice() -> None:
-    first = next_fire("30 1 * * *", NEW_YORK, _at(2026, 11, 1, 0))
+    schedule = parse_cron("30 1 * * *")
+    first = next_fire(schedule, NEW_YORK, _at(2026, 11, 1, 0))
     assert first.utcoffset().total_seconds() == -4 * 3600  # type: ignore[union-attr]
-    again = next_fire("30 1 * * *", NEW_YORK, first)
+    again = next_fire(schedule, NEW_YORK, first)
     assert again == _at(2026, 11, 2, 1, 30)
+
+
+def _fires(expression: str, after: datetime, count: int) -> list[datetime]:
+    fires = [next_fire(parse_cron(expression), NEW_YORK, after)]
+    while len(fires) < count:
+        fires.append(next_fire(parse_cron(expression), NEW_YORK, fires[-1]))
+    return fires
+
+
+@pytest.mark.parametrize(
+    ("expression", "days"),
+    [
+        ("0 8 * * sat-sun", [5, 6, 12, 13]),  # 30 November 2026 is a Monday
+        ("0 8 * * 6-0", [5, 6, 12, 13]),
+        ("0 8 * * Sat-SUN", [5, 6, 12, 13]),
+        ("0 8 * * fri-mon", [4, 5, 6, 7, 11]),
+        ("0 8 * * 7", [6, 13, 20, 27]),
+        ("0 8 * * mon-fri/2", [2, 4, 7, 9, 11]),
+        ("0 8 * DEC Fri", [4, 11, 18, 25]),
+        # Day and weekday both restricted: either one matching is enough, as in crontab.
+        ("0 8 3,19 * mon", [3, 7, 14, 19, 21]),
+    ],
+)
+def test_schedules_fire_on_the_days_they_name(expression: str, days: list[int]) -> None:
+    fires = _fires(expression, _at(2026, 11, 30, 9), len(days))
+    assert [(f.month, f.day, f.hour) for f in fires] == [(12, d, 8) for d in days]
+
+
+def test_the_first_sunday_of_each_month() -> None:
+    # A weekday written with a leading * must match as well as the day: both, not either.
+    fires = _fires("0 8 1-7 * */7", _at(2026, 11, 30, 9), 3)
+    assert [f.date().isoformat() for f in fires] == ["2026-12-06", "2027-01-03", "2027-02-07"]
+
+
+def test_what_check_accepts_the_daemon_runs(tmp_path: Path) -> None:
+    path = tmp_path / "config.yaml"
+    path.write_text(
+        "site: {title: T, url: 'https://e.org/', timezone: America/New_York, author: {email: me@e.org}}\n"
+        "newsletter: {schedule: '0 8 * * sat-sun'}\nschedule: {build: '*/20 * * * sat-sun'}\n"
+    )
+    config = load_config(path)
+    assert config.newsletter is not None
+    after = _at(2026, 11, 30, 9)
+    assert next_fire(config.newsletter.schedule, NEW_YORK, after) == _at(2026, 12, 5, 8)
+    build = trigger(config.build_schedule, NEW_YORK)
+    assert build.get_next_fire_time(None, after) == _at(2026, 12, 5)
 
 
 def test_digest_due() -> None:
@@ -72,11 +122,17 @@ def test_digest_due() -> None:
     assert digest_due(WEEKLY, NEW_YORK, _at(2026, 10, 1), now)  # many missed: still one send
 
 
-def test_build_schedules_accept_intervals_and_cron() -> None:
-    interval = trigger("15m", NEW_YORK)
+def test_build_schedules_accept_intervals_and_cron(tmp_path: Path) -> None:
+    path = tmp_path / "config.yaml"
+    path.write_text("site: {title: T, url: 'https://e.org/'}\n")
+    assert load_config(path).build_schedule == IntervalSchedule(900, "15m")
+    path.write_text("site: {title: T, url: 'https://e.org/'}\nschedule: {build: '*/10 * * * *'}\n")
+    assert load_config(path).build_schedule == parse_cron("*/10 * * * *")
     start = _at(2026, 11, 30, 9)
+    interval = trigger(IntervalSchedule(900, "15m"), NEW_YORK)
     assert interval.get_next_fire_time(start, start) == _at(2026, 11, 30, 9, 15)
-    assert cron_trigger("*/10 * * * *", NEW_YORK).get_next_fire_time(None, start) == start
+    every_ten = cron_trigger(parse_cron("*/10 * * * *"), NEW_YORK)
+    assert every_ten.get_next_fire_time(None, start) == start
 
 
 @pytest.mark.parametrize(
