@@ -56,20 +56,57 @@ _EVERY_DAY = frozenset(range(1, 32))
 _EVERY_WEEKDAY = frozenset(range(7))
 
 
-class WallClockCronTrigger(CronTrigger):  # type: ignore[misc]
-    """Fires once per wall-clock time, as cron does: when clocks fall back, the
-    hour that repeats does not fire a second time."""
+class WallClockCronTrigger(BaseTrigger):  # type: ignore[misc]
+    """Fires at wall-clock times in ``zone``, as cron does: each one once (when clocks
+    fall back, the hour that repeats does not fire again), and a time the clock skips
+    at the moment it names in the old offset (02:30 becomes 03:30). APScheduler's
+    CronTrigger in ``zone`` can miss a whole day after clocks spring forward.
+
+    ``wall`` finds the wall-clock times on a clock without daylight saving (UTC).
+    """
+
+    # How far either side of a clock change to look; daylight saving moves clocks by
+    # at most two hours.
+    CLOCK_CHANGE = timedelta(hours=3)
+
+    def __init__(self, wall: BaseTrigger, zone: ZoneInfo) -> None:
+        self.wall = wall
+        self.zone = zone
+
+    def __str__(self) -> str:
+        return f"{self.wall} in {self.zone}"
+
+    def _moment(self, wall_time: datetime) -> datetime:
+        """When a wall-clock time comes: the first time if it comes twice, in the old
+        offset if the clock skips it."""
+        return wall_time.replace(tzinfo=self.zone).astimezone(UTC)
+
+    def _near_change(self, moment: datetime) -> bool:
+        before = (moment - self.CLOCK_CHANGE).astimezone(self.zone).utcoffset()
+        return before != (moment + self.CLOCK_CHANGE).astimezone(self.zone).utcoffset()
 
     def get_next_fire_time(self, previous: datetime | None, now: datetime) -> datetime | None:
-        fire: datetime | None = super().get_next_fire_time(previous, now)
-        if fire is not None and previous is not None:
-            wall = previous.astimezone(self.timezone).replace(tzinfo=None)
-            if fire.replace(tzinfo=None) <= wall:
-                # The wall clock has not moved past the last fire: look from just
-                # after it, in the later of the two hours that share its time.
-                after = (wall + timedelta(microseconds=1)).replace(tzinfo=self.timezone, fold=1)
-                fire = super().get_next_fire_time(None, after)
-        return fire
+        # From just after the previous fire time, as CronTrigger does.
+        start = now.astimezone(UTC)
+        if previous is not None:
+            start = min(start, previous.astimezone(UTC) + timedelta(microseconds=1))
+        # Near a clock change a wall-clock time a little earlier or later than the
+        # start's may come sooner, so look a little either side there.
+        wall_time = start.astimezone(self.zone).replace(tzinfo=None)
+        if self._near_change(start):
+            wall_time -= self.CLOCK_CHANGE
+        best: tuple[datetime, datetime] | None = None  # (moment, wall-clock time)
+        found: datetime | None = self.wall.get_next_fire_time(None, wall_time.replace(tzinfo=UTC))
+        while found is not None:
+            moment = self._moment(found.replace(tzinfo=None))
+            if moment >= start and (best is None or moment < best[0]):
+                best = (moment, found)
+            if best is not None and (
+                not self._near_change(best[0]) or found >= best[1] + self.CLOCK_CHANGE
+            ):
+                break
+            found = self.wall.get_next_fire_time(found, found + timedelta(microseconds=1))
+        return None if best is None else best[0].astimezone(self.zone)
 
 
 def cron_trigger(schedule: CronSchedule, zone: ZoneInfo) -> BaseTrigger:
@@ -79,21 +116,22 @@ def cron_trigger(schedule: CronSchedule, zone: ZoneInfo) -> BaseTrigger:
     crontab fires on either when both are restricted, so that case is two triggers.
     """
 
-    def wall_clock(days: frozenset[int], weekdays: frozenset[int]) -> WallClockCronTrigger:
-        return WallClockCronTrigger(
+    def wall_clock(days: frozenset[int], weekdays: frozenset[int]) -> CronTrigger:
+        return CronTrigger(
             minute=_numbers(schedule.minutes),
             hour=_numbers(schedule.hours),
             day=_numbers(days),
             month=_numbers(schedule.months),
             day_of_week=_numbers({(d - 1) % 7 for d in weekdays}),  # APScheduler: 0 is Monday
-            timezone=zone,
+            timezone=UTC,
         )
 
     if schedule.day_restricted and schedule.weekday_restricted:
-        return OrTrigger(
+        either = OrTrigger(
             [wall_clock(schedule.days, _EVERY_WEEKDAY), wall_clock(_EVERY_DAY, schedule.weekdays)]
         )
-    return wall_clock(schedule.days, schedule.weekdays)
+        return WallClockCronTrigger(either, zone)
+    return WallClockCronTrigger(wall_clock(schedule.days, schedule.weekdays), zone)
 
 
 def _numbers(values: Iterable[int]) -> str:

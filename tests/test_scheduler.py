@@ -1,18 +1,21 @@
 from __future__ import annotations
 
+import itertools
 import json
 import shutil
 import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
+from hypothesis import assume, given, settings
+from hypothesis import strategies as st
 
 from feedpub.config import IntervalSchedule, load_config
 from feedpub.cron import parse_cron
@@ -67,6 +70,12 @@ def test_daylight_saving_fall_back_does_not_fire_twice() -> None:
     assert again == _at(2026, 11, 2, 1, 30)
 
 
+def test_daylight_saving_does_not_skip_the_day_after() -> None:
+    # APScheduler's own CronTrigger goes from 8 March to 10 March here.
+    midnight = parse_cron("0 0 * * *")
+    assert next_fire(midnight, NEW_YORK, _at(2026, 3, 8)) == _at(2026, 3, 9)
+
+
 def _fires(expression: str, after: datetime, count: int) -> list[datetime]:
     fires = [next_fire(parse_cron(expression), NEW_YORK, after)]
     while len(fires) < count:
@@ -97,6 +106,153 @@ def test_the_first_sunday_of_each_month() -> None:
     # A weekday written with a leading * must match as well as the day: both, not either.
     fires = _fires("0 8 1-7 * */7", _at(2026, 11, 30, 9), 3)
     assert [f.date().isoformat() for f in fires] == ["2026-12-06", "2027-01-03", "2027-02-07"]
+
+
+# The property: a trigger fires exactly when the crontab rules, read afresh here and
+# applied minute by minute, say it should.
+
+_MONTHS = "jan feb mar apr may jun jul aug sep oct nov dec".split()
+_DAYS = "sun mon tue wed thu fri sat".split()
+# Field: lowest, highest, names for lowest upwards.
+_CRON_FIELDS = ((0, 59, ()), (0, 23, ()), (1, 31, ()), (1, 12, _MONTHS), (0, 7, _DAYS))
+
+
+@st.composite
+def _cron_field(draw: st.DrawFn, low: int, high: int, names: Sequence[str]) -> str:
+    def word(number: int) -> str:
+        if number - low < len(names) and draw(st.booleans()):
+            name = names[number - low]
+            return draw(st.sampled_from([name, name.upper(), name.title()]))
+        return str(number)
+
+    parts = []
+    for _ in range(draw(st.integers(1, 3))):
+        first, last = draw(st.integers(low, high)), draw(st.integers(low, high))
+        if names is not _DAYS:  # only weekday ranges may run round
+            first, last = sorted((first, last))
+        step = draw(st.integers(1, high - low + 1))
+        form = draw(st.sampled_from(["*", "*/n", "a", "a-b", "a-b/n", "a/n"]))
+        parts.append(
+            form.replace("a", word(first)).replace("b", word(last)).replace("n", str(step))
+        )
+    return ",".join(parts)
+
+
+def _part_matches(part: str, value: int, low: int, high: int, names: Sequence[str]) -> bool:
+    """Whether one comma part of a field allows ``value``, read from the crontab rules:
+    ``*`` is every value, ``a-b`` runs from a to b (for weekdays, round the week's end),
+    ``/n`` takes every n-th from the start, ``a/n`` runs from a to the end, 7 is Sunday."""
+    base, _, step_text = part.lower().partition("/")
+    step = int(step_text or 1)
+    week = names is _DAYS
+    end = 6 if week else high
+    numbers = {name: low + i for i, name in enumerate(names)}
+    if base == "*":
+        first, last = low, end
+    else:
+        first_text, _, last_text = base.partition("-")
+        first = numbers[first_text] if first_text in numbers else int(first_text)
+        last = first
+        if last_text:
+            last = numbers[last_text] if last_text in numbers else int(last_text)
+        if step_text and not last_text:
+            last = end
+        if week and first > last:
+            last += 7
+    # A weekday may be written as itself or, counting on past Saturday, plus 7 (or 14).
+    candidates = [value, value + 7, value + 14] if week else [value]
+    return any(first <= c <= last and (c - first) % step == 0 for c in candidates)
+
+
+def _expected_fires(
+    expression: str, zone: ZoneInfo, start: datetime, horizon: datetime, count: int
+) -> list[datetime]:
+    """The first ``count`` times after ``start`` (up to ``horizon``) the expression
+    names, found minute by minute in local wall-clock time. A wall-clock time fires
+    once: when clocks fall back, at its first occurrence; when they spring forward
+    over it, at the moment it names in the old offset (as zoneinfo reads it)."""
+    fields = expression.split()
+
+    def allows(index: int, value: int) -> bool:
+        low, high, names = _CRON_FIELDS[index]
+        return any(_part_matches(p, value, low, high, names) for p in fields[index].split(","))
+
+    allowed = [
+        {v for v in range(low, high + 1) if allows(i, v)}
+        for i, (low, high, _) in enumerate(_CRON_FIELDS)
+    ]
+    minutes, hours, days, months, weekdays = allowed
+    times = [
+        (h, m) for h, m in itertools.product(range(24), range(60)) if h in hours and m in minutes
+    ]
+    day_restricted, weekday_restricted = (not fields[i].startswith("*") for i in (2, 4))
+    found: set[datetime] = set()
+    day = start.astimezone(zone).date()
+    while len(found) < count and day <= horizon.astimezone(zone).date():
+        in_month = day.month in months
+        by_day, by_weekday = day.day in days, (day.weekday() + 1) % 7 in weekdays
+        if day_restricted and weekday_restricted:
+            day_matches = in_month and (by_day or by_weekday)
+        else:
+            day_matches = in_month and by_day and by_weekday
+        if day_matches:
+            for hour, minute in times:
+                fire = datetime(day.year, day.month, day.day, hour, minute, tzinfo=zone)
+                if start < fire <= horizon:
+                    found.add(fire.astimezone(UTC))  # one zone compares wall clocks, not moments
+        day += timedelta(days=1)
+    return sorted(found)[:count]
+
+
+_ZONES = ("UTC", "Asia/Shanghai", "America/New_York", "Europe/London", "Australia/Sydney")
+# Days on which the clocks of those zones change, to start near a change.
+_CLOCK_CHANGES = (
+    ("America/New_York", date(2026, 3, 8)),
+    ("America/New_York", date(2026, 11, 1)),
+    ("Europe/London", date(2026, 3, 29)),
+    ("Europe/London", date(2026, 10, 25)),
+    ("Australia/Sydney", date(2026, 4, 5)),
+    ("Australia/Sydney", date(2026, 10, 4)),
+)
+
+
+def _near_clock_change(zone_day: tuple[str, date], seconds: int) -> datetime:
+    """A moment up to a day either side of the start of a day the clocks change."""
+    zone, day = ZoneInfo(zone_day[0]), zone_day[1]
+    midnight = datetime(day.year, day.month, day.day, tzinfo=zone).astimezone(UTC)
+    return (midnight + timedelta(seconds=seconds - 86400)).astimezone(zone)
+
+
+@settings(max_examples=150, deadline=None, database=None)
+@given(
+    fields=st.tuples(*(_cron_field(*field) for field in _CRON_FIELDS)),
+    start=st.one_of(
+        st.datetimes(
+            min_value=datetime(2000, 1, 1),
+            max_value=datetime(2040, 1, 1),
+            timezones=st.sampled_from([ZoneInfo(name) for name in _ZONES]),
+            allow_imaginary=False,
+        ),
+        st.builds(_near_clock_change, st.sampled_from(_CLOCK_CHANGES), st.integers(0, 2 * 86400)),
+    ),
+)
+def test_the_trigger_fires_when_the_crontab_rules_say(
+    fields: tuple[str, ...], start: datetime
+) -> None:
+    expression = " ".join(fields)
+    try:
+        schedule = parse_cron(expression)
+    except ValueError:
+        assume(False)  # a day that never comes in the months named
+    zone = start.tzinfo
+    assert isinstance(zone, ZoneInfo)
+    horizon = start + timedelta(days=3 * 366)
+    fires: list[datetime] = []
+    fire = next_fire(schedule, zone, start)
+    while len(fires) < 20 and fire <= horizon:
+        fires.append(fire.astimezone(UTC))
+        fire = next_fire(schedule, zone, fire)
+    assert fires == _expected_fires(expression, zone, start, horizon, 20)
 
 
 def test_what_check_accepts_the_daemon_runs(tmp_path: Path) -> None:
