@@ -15,7 +15,7 @@ from typing import Literal, Protocol
 
 from feedpub.config import SmtpConfig
 from feedpub.errors import DeliveryError
-from feedpub.output import write_atomic
+from feedpub.output import write_once
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,8 +35,11 @@ class Deliverer(Protocol):
 
 
 class OutboxDeliverer:
-    """Writes each message to ``folder/NAME.eml``; the same message always gets
-    the same name, so a resumed run replaces a file rather than adding one."""
+    """Writes each message to ``folder/NAME.eml``, readable by its owner only.
+
+    The same message always gets the same name, so a resumed run finds the file
+    it wrote before rather than adding one; a file that holds another message
+    is never replaced."""
 
     def __init__(self, folder: Path) -> None:
         self.folder = folder
@@ -44,7 +47,11 @@ class OutboxDeliverer:
     def send(self, data: bytes, sender: str, recipient: str, name: str) -> Outcome:
         path = self.folder / f"{name}.eml"
         try:
-            write_atomic(path, data)
+            write_once(path, data)
+        except FileExistsError:
+            raise DeliveryError(
+                f"{path} already holds a different message; nothing was overwritten"
+            ) from None
         except OSError as exc:
             raise DeliveryError(f"cannot write {path}: {exc.strerror or exc}") from None
         return Outcome("sent", f"written to {path}")

@@ -4,6 +4,7 @@ file needs; and the manifest of the files feedpub keeps in the feed folder."""
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import os
 from collections.abc import Collection, Iterable, Iterator
@@ -89,6 +90,26 @@ def write_atomic(path: Path, data: bytes, *, public: bool = False, durable: bool
     except BaseException:
         os.unlink(temporary)
         raise
+    return True
+
+
+def write_once(path: Path, data: bytes) -> bool:
+    """Create ``path`` holding ``data``, readable by its owner only, never replacing
+    a file: return False when it already holds exactly ``data`` (written before),
+    and raise ``FileExistsError`` when it holds anything else.
+
+    The bytes are written to a temporary file first and then linked into place,
+    so ``path`` never holds half of them, even after a crash.
+    """
+    temporary = _write_temporary(path, data, public=False, durable=True)
+    try:
+        os.link(temporary, path)
+    except FileExistsError:
+        if path.read_bytes() != data:
+            raise FileExistsError(errno.EEXIST, "holds other bytes", str(path)) from None
+        return False
+    finally:
+        os.unlink(temporary)
     return True
 
 

@@ -17,7 +17,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 from feedpub.config import Config, DkimConfig, SmtpConfig, load_config
-from feedpub.delivery import OutboxDeliverer, SMTPDeliverer, Throttle
+from feedpub.delivery import OutboxDeliverer, Outcome, SMTPDeliverer, Throttle
 from feedpub.errors import DeliveryError, StateError
 from feedpub.pipeline import DigestSender
 from feedpub.store import Store
@@ -247,15 +247,20 @@ def test_dry_run_sends_and_records_nothing(site: Config) -> None:
         assert store.next_issue_number() == 1 and store.included_post_ids() == frozenset()
 
 
-def test_outbox_resends_replace_rather_than_add(site: Config) -> None:
+def _outbox(config: Config) -> dict[str, tuple[bytes, int]]:
+    return {p.name: (p.read_bytes(), p.stat().st_ino) for p in config.outbox_dir.iterdir()}
+
+
+def test_a_resumed_run_finds_the_outbox_files_it_wrote(site: Config) -> None:
     _subscribe(site, PEOPLE[:2])
     with Store(site.state_path) as store:
         sender = DigestSender(site, store, OutboxDeliverer(site.outbox_dir), clock=lambda: NOW)
         sender.run()
+        written = _outbox(site)
         for delivery in store.deliveries(1):
             store.mark_done(delivery, "pending", None, NOW)  # as if the run had died
-        sender.run()
-    assert len(list(site.outbox_dir.iterdir())) == 2
+        assert sender.run().sent == 2
+    assert len(written) == 2 and _outbox(site) == written  # the same bytes, left in place
 
 
 # Among 31,000 subscribers these two once got one outbox file between them.
@@ -272,6 +277,21 @@ def test_every_recipient_gets_an_outbox_file_of_their_own(site: Config) -> None:
     ]
     assert sorted(recipients) == sorted([*COLLIDING, PEOPLE[0]])
     assert len({p.read_bytes() for p in files}) == 3
+
+
+def test_the_outbox_never_replaces_another_message(tmp_path: Path) -> None:
+    outbox = OutboxDeliverer(tmp_path / "outbox")
+    path = tmp_path / "outbox" / "feedpub.1.a.eml"
+    first = outbox.send(b"one message", "digest@example.org", "ada@example.net", "feedpub.1.a")
+    assert first == Outcome("sent", f"written to {path}")
+    with pytest.raises(DeliveryError) as caught:
+        outbox.send(b"another message", "digest@example.org", "bob@example.net", "feedpub.1.a")
+    assert str(caught.value) == (
+        f"{path} already holds a different message; nothing was overwritten"
+    )
+    assert path.read_bytes() == b"one message"
+    resent = outbox.send(b"one message", "digest@example.org", "ada@example.net", "feedpub.1.a")
+    assert resent == first  # the same message again: a resend, not a conflict
 
 
 def test_dkim_signature_covers_the_unsubscribe_headers(tmp_path: Path, site: Config) -> None:

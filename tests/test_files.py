@@ -16,7 +16,7 @@ import pytest
 from feedpub.build import build_feeds
 from feedpub.config import Config, load_config
 from feedpub.delivery import OutboxDeliverer
-from feedpub.output import MANIFEST_NAME, read_manifest, write_atomic
+from feedpub.output import MANIFEST_NAME, read_manifest, write_atomic, write_once
 from tests.conftest import NOW, REPO
 
 MESSAGE = (
@@ -110,6 +110,17 @@ def test_a_private_file_an_older_release_left_readable_is_made_private(tmp_path:
     assert write_atomic(cache, b"the same bytes") is True
     assert _mode(cache) == 0o600
     assert write_atomic(cache, b"the same bytes") is False
+
+
+def test_write_once_never_replaces_a_file(tmp_path: Path) -> None:
+    target = tmp_path / "feedpub.1.a.eml"
+    assert write_once(target, b"one") is True
+    inode = target.stat().st_ino
+    assert write_once(target, b"one") is False  # written before: left as it is
+    with pytest.raises(FileExistsError):
+        write_once(target, b"two")
+    assert target.read_bytes() == b"one" and target.stat().st_ino == inode
+    assert [p.name for p in tmp_path.iterdir()] == [target.name]  # no temporary file left
 
 
 # The manifest: what feedpub wrote in the feed folder, and so may remove.
