@@ -5,16 +5,18 @@ refusal is an ``Outcome``."""
 from __future__ import annotations
 
 import contextlib
+import os
 import smtplib
 import ssl
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal, Protocol
 
-from feedpub.config import SmtpConfig
+from feedpub.config import Config, SmtpConfig
 from feedpub.errors import DeliveryError
+from feedpub.mail import dkim_sign
 from feedpub.output import write_once
 
 
@@ -108,6 +110,16 @@ class SMTPDeliverer:
         self.password = password
         self.throttle = throttle or Throttle(settings.rate_limit)
         self._smtp: smtplib.SMTP | None = None
+        # Every message that leaves through this server is signed: digests and
+        # confirmations alike.
+        self._dkim_key = None
+        if settings.dkim is not None:
+            try:
+                self._dkim_key = settings.dkim.key_file.read_bytes()
+            except OSError as exc:
+                raise DeliveryError(
+                    f"cannot read the DKIM key {settings.dkim.key_file}: {exc}"
+                ) from None
 
     @property
     def where(self) -> str:
@@ -147,6 +159,8 @@ class SMTPDeliverer:
                 self._smtp = None
 
     def send(self, data: bytes, sender: str, recipient: str, name: str) -> Outcome:
+        if self._dkim_key is not None and self.settings.dkim is not None:
+            data = dkim_sign(data, self.settings.dkim, self._dkim_key)
         self.throttle.wait()
         try:
             if self._smtp is None:
@@ -179,3 +193,20 @@ class SMTPDeliverer:
             with contextlib.suppress(smtplib.SMTPException, OSError):
                 self._smtp.quit()
             self._drop()
+
+
+def make_deliverer(config: Config, environ: Mapping[str, str] = os.environ) -> Deliverer:
+    """The outbox without an smtp section; else the SMTP server, with the password
+    read from the environment variable smtp.password_env names."""
+    smtp = config.smtp
+    if smtp is None:
+        return OutboxDeliverer(config.outbox_dir)
+    password = None
+    if smtp.username:
+        password = environ.get(smtp.password_env)
+        if password is None:
+            raise DeliveryError(
+                f"the SMTP password is read from the environment variable {smtp.password_env} "
+                "(smtp.password_env), which is not set"
+            )
+    return SMTPDeliverer(smtp, password)

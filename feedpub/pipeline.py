@@ -14,7 +14,7 @@ from feedpub.content.text import term_slug
 from feedpub.delivery import Deliverer
 from feedpub.digest import IssuePlan, plan_issue, render_issue
 from feedpub.errors import DeliveryError
-from feedpub.mail import build_message, dkim_sign, message_name
+from feedpub.mail import build_message, message_name
 from feedpub.model import Issue, Post, Problem, Recipient
 from feedpub.store import Delivery, Store, Variant
 
@@ -128,14 +128,6 @@ class DigestSender:
         smtp = config.smtp
         self.max_attempts = smtp.max_attempts if smtp else 1
         self.retry_delay = smtp.retry_delay if smtp else 0.0
-        self.dkim_key = None
-        if smtp and smtp.dkim:
-            try:
-                self.dkim_key = smtp.dkim.key_file.read_bytes()
-            except OSError as exc:
-                raise DeliveryError(
-                    f"cannot read the DKIM key {smtp.dkim.key_file}: {exc}"
-                ) from None
 
     def run(self, *, dry_run: bool = False) -> SendReport:
         report = SendReport()
@@ -198,28 +190,41 @@ class DigestSender:
 
     def _deliver(self, number: int, report: SendReport) -> None:
         open_deliveries = self.store.open_deliveries(number)
-        issue_time = self.store.issue_time(number)
         issues: dict[str, Issue] = {}  # one per variant, read once from the ledger
         for done, delivery in enumerate(open_deliveries, start=1):
             if self.stop():  # asked to shut down: the rest stays pending for the next run
                 report.stopped = True
                 return
-            key = delivery.variant or ""
-            if key not in issues:
-                variant = self.store.variant(number, key)
-                issues[key] = Issue(
-                    number, issue_time, variant.subject, (), (), 0, variant.html, variant.text
-                )
-            issue = issues[key]
-            recipient = Recipient(delivery.email, delivery.name, delivery.token)
-            message = build_message(issue, recipient, self.newsletter)
-            data = message.as_bytes()
-            if self.dkim_key is not None and self.config.smtp and self.config.smtp.dkim:
-                data = dkim_sign(data, self.config.smtp.dkim, self.dkim_key)
-            name = message_name(message)
-            self._attempt(delivery, data, name, report, left=len(open_deliveries) - done)
+            reason = self.store.why_not_deliver(delivery)
+            if reason is None:
+                self._send_one(delivery, issues, report, left=len(open_deliveries) - done)
+            else:
+                self.store.mark_done(delivery, "skipped", reason, self.clock())
+                report.skipped += 1
             if self.progress:
                 self.progress(done, len(open_deliveries))
+
+    def _send_one(
+        self, delivery: Delivery, issues: dict[str, Issue], report: SendReport, left: int
+    ) -> None:
+        """Build one recipient's message from its variant (read once into ``issues``)
+        and send it."""
+        number, key = delivery.issue, delivery.variant or ""
+        if key not in issues:
+            variant = self.store.variant(number, key)
+            issues[key] = Issue(
+                number,
+                self.store.issue_time(number),
+                variant.subject,
+                (),
+                (),
+                0,
+                variant.html,
+                variant.text,
+            )
+        recipient = Recipient(delivery.email, delivery.name, delivery.token)
+        message = build_message(issues[key], recipient, self.newsletter)
+        self._attempt(delivery, message.as_bytes(), message_name(message), report, left)
 
     def _attempt(
         self, delivery: Delivery, data: bytes, name: str, report: SendReport, left: int

@@ -6,6 +6,7 @@ import signal
 import subprocess
 import sys
 import threading
+from collections.abc import Callable
 from dataclasses import replace
 from datetime import datetime
 from email.policy import default as default_policy
@@ -294,18 +295,33 @@ def test_the_outbox_never_replaces_another_message(tmp_path: Path) -> None:
     assert resent == first  # the same message again: a resend, not a conflict
 
 
-def test_dkim_signature_covers_the_unsubscribe_headers(tmp_path: Path, site: Config) -> None:
+def dkim_key(folder: Path) -> tuple[DkimConfig, Callable[..., bytes]]:
+    """A real RSA key for selector mail of example.org, and a DNS look-up that
+    answers with its public half."""
+    import base64
+
     key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
     pem = key.private_bytes(
         serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
     )
-    (tmp_path / "dkim.pem").write_bytes(pem)
+    (folder / "dkim.pem").write_bytes(pem)
     public = key.public_key().public_bytes(
         serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
     )
+    record = b"v=DKIM1; k=rsa; p=" + base64.b64encode(public)
+
+    def dns(name: bytes, timeout: int = 5) -> bytes:
+        assert name == b"mail._domainkey.example.org."
+        return record
+
+    return DkimConfig("mail", "example.org", folder / "dkim.pem"), dns
+
+
+def test_dkim_signature_covers_the_unsubscribe_headers(tmp_path: Path, site: Config) -> None:
+    settings_dkim, dns = dkim_key(tmp_path)
     _subscribe(site, PEOPLE[:1])
     with smtp_server() as server:
-        settings = _smtp(server.port, dkim=DkimConfig("mail", "example.org", tmp_path / "dkim.pem"))
+        settings = _smtp(server.port, dkim=settings_dkim)
         config = replace(site, smtp=settings)
         _send(config, SMTPDeliverer(settings, None))
     data = server.handler.received[0].data
@@ -315,14 +331,6 @@ def test_dkim_signature_covers_the_unsubscribe_headers(tmp_path: Path, site: Con
         for h in signature.split("h=")[1].split(";")[0].replace("\r\n", "").split(":")
     }
     assert {"list-unsubscribe", "list-unsubscribe-post", "from", "subject"} <= signed
-    import base64
-
-    record = b"v=DKIM1; k=rsa; p=" + base64.b64encode(public)
-
-    def dns(name: bytes, timeout: int = 5) -> bytes:
-        assert name == b"mail._domainkey.example.org."
-        return record
-
     assert dkim.verify(data, dnsfunc=dns)
     tampered = data.replace(
         b"List-Unsubscribe-Post: List-Unsubscribe=One-Click", b"List-Unsubscribe-Post: nothing"
@@ -379,39 +387,6 @@ def test_throttle_spaces_sends() -> None:
     unlimited.wait()
     unlimited.wait()
     assert len(slept) == 2
-
-
-def test_schema_versions(tmp_path: Path) -> None:
-    path = tmp_path / "state.db"
-    import sqlite3
-
-    from feedpub.store import MIGRATIONS
-
-    with Store(path) as store:
-        assert store.schema_version == len(MIGRATIONS) == 3
-    older = tmp_path / "older.db"  # a file from before the runs table: migrated on open
-    db = sqlite3.connect(older)
-    for statement in MIGRATIONS[0].split(";"):
-        db.execute(statement)
-    db.execute("PRAGMA user_version = 1")
-    db.execute(
-        "INSERT INTO subscribers (email, email_key, status, token, created_at, updated_at)"
-        " VALUES ('a@example.org', 'a@example.org', 'active', 't', '2026-01-01', '2026-01-01')"
-    )
-    db.commit()
-    db.close()
-    with Store(older) as store:
-        assert store.schema_version == 3
-        assert store.last_success("digest") is None
-        assert [s.email for s in store.subscribers()] == ["a@example.org"]
-    db = sqlite3.connect(path)
-    assert db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
-    db.execute("PRAGMA user_version = 99")
-    db.close()
-    with pytest.raises(
-        StateError, match=r"was written by a newer feedpub \(schema 99\); upgrade feedpub"
-    ):
-        Store(path)
 
 
 # The never-lose, never-repeat guarantees, with real processes.
