@@ -6,7 +6,6 @@ shown as one line unless ``-v`` asks for the traceback.
 
 from __future__ import annotations
 
-import os
 import sys
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -17,7 +16,7 @@ import click
 
 from feedpub import __version__
 from feedpub.config import Config, load_config
-from feedpub.errors import DeliveryError, FeedpubError, ProblemsError
+from feedpub.errors import FeedpubError, ProblemsError
 from feedpub.model import SUBSCRIBER_STATUSES, Problem, Severity
 
 # Each command imports the stages it uses, so that 'feedpub build' never loads
@@ -234,20 +233,10 @@ def preview(config_path: Path, out_dir: Path, to_address: str, to_name: str) -> 
 
 
 def _deliverer(config: Config) -> Deliverer:
-    from feedpub.delivery import OutboxDeliverer, SMTPDeliverer
+    """delivery.make_deliverer, imported only by the commands that send."""
+    from feedpub.delivery import make_deliverer
 
-    smtp = config.smtp
-    if smtp is None:
-        return OutboxDeliverer(config.outbox_dir)
-    password = None
-    if smtp.username:
-        password = os.environ.get(smtp.password_env)
-        if password is None:
-            raise DeliveryError(
-                f"the SMTP password is read from the environment variable {smtp.password_env} "
-                "(smtp.password_env), which is not set"
-            )
-    return SMTPDeliverer(smtp, password)
+    return make_deliverer(config)
 
 
 class _ProgressLine:
@@ -309,7 +298,8 @@ def send(config_path: Path, dry_run: bool, quiet: bool) -> None:
     where = f" to {config.outbox_dir}" if config.smtp is None else ""
     click.echo(
         f"issue {issues}: {report.sent} sent{where}, {report.failed} failed, "
-        f"{report.skipped} skipped (no matching posts), {report.deferred} deferred"
+        f"{report.skipped} skipped (no matching posts, or left the list), "
+        f"{report.deferred} deferred"
     )
 
 
@@ -480,16 +470,9 @@ def daemon(ctx: click.Context, config_path: Path, log_format: str, serve: bool) 
 
 
 def _web_server(config: Config) -> WebServer:
-    from feedpub.web import WebServer, create_app
+    from feedpub.web import WebServer, web_secret
 
-    secret = os.environ.get(config.web.secret_env)
-    if not secret:
-        raise FeedpubError(
-            f"the web app signs its links with a secret read from the environment variable "
-            f"{config.web.secret_env} (web.secret_env), which is not set; make one with "
-            "python3 -c 'import secrets; print(secrets.token_urlsafe(32))'"
-        )
-    return WebServer(create_app(config, secret, _deliverer), config.web.host, config.web.port)
+    return WebServer(config, web_secret(config), _deliverer)
 
 
 @cli.command()

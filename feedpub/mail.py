@@ -125,7 +125,8 @@ def build_confirmation(
     message["Subject"] = _clean(f"Confirm your subscription: {newsletter.title}")
     message["Date"] = format_datetime(now)
     domain = newsletter.sender_email.rpartition("@")[2]
-    message["Message-ID"] = f"<feedpub.confirm.{short_digest(link)}@{domain}>"
+    # The link holds a random nonce: 128 bits of its digest name this message alone.
+    message["Message-ID"] = f"<feedpub.confirm.{unique_digest(link)}@{domain}>"
     message["Auto-Submitted"] = "auto-generated"
     message.set_content(text, cte="base64")
     message.add_alternative(html_body, subtype="html", cte="base64")

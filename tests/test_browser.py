@@ -51,7 +51,7 @@ def test_subscribe_confirm_and_unsubscribe_in_a_browser(tmp_path: Path) -> None:
     with smtp_server(port=smtp_port) as mail:
         server = subprocess.Popen(
             [exe, "serve", "--config", str(config)],
-            env={**os.environ, "FEEDPUB_SECRET_KEY": "browser-test-secret"},
+            env={**os.environ, "FEEDPUB_SECRET_KEY": "browser-test-secret-0123456789abcdef"},
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
@@ -81,6 +81,7 @@ def test_subscribe_confirm_and_unsubscribe_in_a_browser(tmp_path: Path) -> None:
                 assert link, text
 
                 page.goto(link.group(0))
+                page.click("button[type=submit]")  # 确认订阅
                 page.wait_for_selector("text=订阅成功")
                 with Store(load_config(config).state_path) as store:
                     assert store.subscriber("browser@example.net").status == "active"  # type: ignore[union-attr]

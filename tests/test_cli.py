@@ -14,15 +14,17 @@ from feedpub.cli import cli
 from tests.conftest import REPO
 
 
-def _run(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
-    """Run the installed console script, as a user would."""
+def _run(
+    *args: str, cwd: Path | None = None, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    """Run the installed console script, as a user would, with ``env`` added."""
     exe = shutil.which("feedpub") or str(Path(sys.executable).with_name("feedpub"))
     return subprocess.run(
         [exe, *args],
         cwd=cwd,
         capture_output=True,
         text=True,
-        env={**os.environ, "NO_COLOR": "1"},
+        env={**os.environ, "NO_COLOR": "1", **(env or {})},
         timeout=60,
     )
 

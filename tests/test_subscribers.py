@@ -136,7 +136,7 @@ def test_send_command_to_the_outbox(tmp_path: Path) -> None:
     sent = _run("digest", "send", "--config", config)
     assert sent.returncode == 0, sent.stderr
     assert sent.stdout == (
-        f"issue #1: 1 sent to {tmp_path / 'outbox'}, 0 failed, 1 skipped (no matching posts), 0 deferred\n"
+        f"issue #1: 1 sent to {tmp_path / 'outbox'}, 0 failed, 1 skipped (no matching posts, or left the list), 0 deferred\n"
     )
     assert len(list((tmp_path / "outbox").glob("*.eml"))) == 1
     nothing = _run("digest", "send", "--config", config)

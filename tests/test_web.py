@@ -4,17 +4,18 @@ import email
 import re
 import shutil
 from dataclasses import replace
-from datetime import UTC, datetime
+from datetime import datetime, timedelta
 from email.message import EmailMessage
 from email.policy import default as default_policy
 from pathlib import Path
 
 import pytest
-from itsdangerous import TimestampSigner, URLSafeTimedSerializer
+from httpx2 import Response
 from starlette.testclient import TestClient
 
 from feedpub.build import build_feeds
 from feedpub.config import Config, load_config
+from feedpub.confirmations import ConfirmationReport, ConfirmationSender
 from feedpub.delivery import OutboxDeliverer
 from feedpub.pipeline import DigestSender
 from feedpub.store import Store
@@ -39,11 +40,23 @@ def site(tmp_path: Path) -> Config:
     return config
 
 
-def _client(config: Config, limits: tuple[RateLimiter, RateLimiter] | None = None) -> TestClient:
-    app = create_app(
-        config, SECRET, lambda c: OutboxDeliverer(c.outbox_dir), clock=lambda: NOW, limits=limits
-    )
+def _client(
+    config: Config, per_client: RateLimiter | None = None, clock: datetime = NOW
+) -> TestClient:
+    app = create_app(config, SECRET, clock=lambda: clock, per_client=per_client)
     return TestClient(app, base_url="https://example.org")
+
+
+def _work_queue(
+    config: Config, clock: datetime = NOW, deliverer: object = None
+) -> ConfirmationReport:
+    """What the server's worker does after a subscribe: send the queued confirmations."""
+    make = (
+        (lambda c: deliverer)
+        if deliverer is not None
+        else (lambda c: OutboxDeliverer(c.outbox_dir))
+    )
+    return ConfirmationSender(config, make, lambda: clock).run()  # type: ignore[arg-type,return-value]
 
 
 def _csrf(client: TestClient, path: str) -> str:
@@ -51,6 +64,11 @@ def _csrf(client: TestClient, path: str) -> str:
     found = re.search(r'name="csrf" value="([0-9a-f]+)"', page.text)
     assert found, page.text
     return found.group(1)
+
+
+def _subscribe(client: TestClient, address: str, name: str = "") -> Response:
+    csrf = _csrf(client, "/newsletter/subscribe")
+    return client.post("/newsletter/subscribe", data={"csrf": csrf, "email": address, "name": name})
 
 
 def _mails(config: Config) -> list[EmailMessage]:
@@ -67,6 +85,11 @@ def _confirm_link(message: EmailMessage) -> str:
     found = re.search(r"https://example\.org(/newsletter/confirm/\S+)", text)
     assert found, text
     return found.group(1)
+
+
+def _confirm(client: TestClient, link: str) -> Response:
+    """Open the link, then press the button on the page, as a person does."""
+    return client.post(link, data={"csrf": _csrf(client, link)})
 
 
 # Feeds.
@@ -137,36 +160,89 @@ def test_nothing_outside_the_feeds_is_served(site: Config, path: str) -> None:
 def test_subscribe_confirm_and_unsubscribe(site: Config) -> None:
     client = _client(site)
     form = client.get("/newsletter/subscribe")
-    assert form.status_code == 200 and "feedpub_csrf" in form.cookies
+    assert form.status_code == 200 and "__Host-feedpub_csrf" in form.cookies
     assert 'type="email"' in form.text and 'name="viewport"' in form.text
-    csrf = _csrf(client, "/newsletter/subscribe")
-    sent = client.post(
-        "/newsletter/subscribe",
-        data={"csrf": csrf, "email": "new@example.net", "name": "New Reader"},
-    )
+    sent = _subscribe(client, "new@example.net", "New Reader")
     assert sent.status_code == 200 and "new@example.net" in sent.text
+    assert _mails(site) == []  # the request only queued it
+    assert _work_queue(site).sent == 1
     with Store(site.state_path) as store:
         assert store.subscriber("new@example.net").status == "pending"  # type: ignore[union-attr]
     (mail,) = _mails(site)
     assert mail["To"] == "New Reader <new@example.net>"
     assert mail["Subject"] == "Confirm your subscription: AI 新闻速递 · AI News Digest"
     link = _confirm_link(mail)
-    confirmed = client.get(link)
+    shown = client.get(link)  # a link scanner's GET confirms nothing
+    assert shown.status_code == 200 and "<button" in shown.text
+    with Store(site.state_path) as store:
+        assert store.subscriber("new@example.net").status == "pending"  # type: ignore[union-attr]
+    confirmed = _confirm(client, link)
     assert confirmed.status_code == 200 and "订阅成功" in confirmed.text
     with Store(site.state_path) as store:
         subscriber = store.subscriber("new@example.net")
     assert subscriber is not None and subscriber.status == "active"
-    assert client.get(link).status_code == 200  # a second click changes nothing
+    assert subscriber.token in confirmed.text  # the manage and unsubscribe links
+    again = client.get(link)  # single use: a second click opens nothing
+    assert again.status_code == 200 and "Already confirmed" in again.text
+    assert subscriber.token not in again.text
+    spent = client.post(link, data={"csrf": _csrf(client, "/newsletter/subscribe")})
+    assert spent.status_code == 200 and subscriber.token not in spent.text
     page = client.get(f"/newsletter/unsubscribe/{subscriber.token}")
     assert page.status_code == 200 and '<form method="post">' in page.text
     csrf = _csrf(client, f"/newsletter/unsubscribe/{subscriber.token}")
     done = client.post(f"/newsletter/unsubscribe/{subscriber.token}", data={"csrf": csrf})
     assert done.status_code == 200 and "已退订" in done.text
     again = client.post(f"/newsletter/unsubscribe/{subscriber.token}", data={"csrf": csrf})
-    assert again.status_code == 200
+    assert again.status_code == 200 and "已退订" in again.text
     with Store(site.state_path) as store:
         assert store.subscriber("new@example.net").status == "unsubscribed"  # type: ignore[union-attr]
-    assert client.get(link).status_code == 400  # an old confirmation link does not resubscribe
+    # The old links open nothing now: the token was retired when they left.
+    assert client.get(f"/newsletter/manage/{subscriber.token}").status_code == 404
+    assert "Already confirmed" in client.get(link).text
+
+
+def test_the_confirmation_link_does_not_carry_the_subscriber_token(site: Config) -> None:
+    client = _client(site)
+    _subscribe(client, "new@example.net")
+    _work_queue(site)
+    link = _confirm_link(_mails(site)[0])
+    with Store(site.state_path) as store:
+        subscriber = store.subscriber("new@example.net")
+    assert subscriber is not None
+    assert subscriber.token not in link
+    nonce = link.rsplit("/", 1)[-1]
+    assert len(nonce) >= 43  # 256 random bits
+    # Before confirming, nothing opens the manage page.
+    assert client.get(f"/newsletter/manage/{nonce}").status_code == 404
+
+
+def test_resubscribing_retires_the_old_links(site: Config) -> None:
+    """After someone leaves, neither the link they used nor one they never used
+    confirms the address again when anyone types it into the form."""
+    client = _client(site)
+    _subscribe(client, "twice@example.net")
+    _subscribe(client, "twice@example.net")
+    _work_queue(site)
+    unused, used = (_confirm_link(m) for m in _mails(site))
+    _confirm(client, used)
+    with Store(site.state_path) as store:
+        first = store.subscriber("twice@example.net")
+        assert first is not None and first.status == "active"
+        store.set_status_by_token(first.token, "unsubscribed", NOW)
+    _subscribe(client, "twice@example.net")  # anyone may type the address in
+    _work_queue(site)
+    with Store(site.state_path) as store:
+        second = store.subscriber("twice@example.net")
+    assert second is not None and second.status == "pending" and second.token != first.token
+    csrf = _csrf(client, "/newsletter/subscribe")
+    assert "Already confirmed" in client.post(used, data={"csrf": csrf}).text
+    stale = client.post(unused, data={"csrf": csrf})
+    assert stale.status_code == 400 and "This link is not valid" in stale.text
+    with Store(site.state_path) as store:
+        assert store.subscriber("twice@example.net").status == "pending"  # type: ignore[union-attr]
+    assert client.get(f"/newsletter/manage/{first.token}").status_code == 404
+    (new_link,) = {_confirm_link(m) for m in _mails(site)} - {used, unused}
+    assert "订阅成功" in _confirm(client, new_link).text
 
 
 def test_the_answer_is_the_same_for_known_and_unknown_addresses(site: Config) -> None:
@@ -175,10 +251,11 @@ def test_the_answer_is_the_same_for_known_and_unknown_addresses(site: Config) ->
     client = _client(site)
     answers = []
     for address in ("known@example.net", "unknown@example.net"):
-        csrf = _csrf(client, "/newsletter/subscribe")
-        response = client.post("/newsletter/subscribe", data={"csrf": csrf, "email": address})
+        response = _subscribe(client, address)
         answers.append((response.status_code, response.text.replace(address, "ADDRESS")))
     assert answers[0] == answers[1]
+    report = _work_queue(site)
+    assert (report.sent, report.dropped) == (1, 1)
     assert [m["To"] for m in _mails(site)] == ["unknown@example.net"]  # the active one gets no mail
 
 
@@ -200,51 +277,68 @@ def test_forms_need_their_csrf_token(site: Config) -> None:
         ).status_code
         == 403
     )
+    _work_queue(site)
     assert _mails(site) == []
+
+
+def test_a_cookie_the_client_picked_is_not_honoured(site: Config) -> None:
+    """An attacker who can plant a cookie in a victim's browser (from a sibling
+    subdomain, say) must not be able to get a form token that goes with it."""
+    attacker = _client(site)
+    attacker.cookies.set("__Host-feedpub_csrf", "planted", domain="example.org")
+    page = attacker.get("/newsletter/subscribe")
+    issued = page.cookies["__Host-feedpub_csrf"]
+    assert issued != "planted"
+    cookie = page.headers["set-cookie"].lower()
+    assert "secure" in cookie and "path=/" in cookie and "domain" not in cookie
+    field = _csrf(attacker, "/newsletter/subscribe")
+    victim = _client(site)
+    victim.cookies.set("__Host-feedpub_csrf", "planted", domain="example.org")
+    refused = victim.post("/newsletter/subscribe", data={"email": "a@example.net", "csrf": field})
+    assert refused.status_code == 403
+    _work_queue(site)
+    assert _mails(site) == []
+
+
+def test_a_plain_http_site_gets_a_plain_cookie(site: Config) -> None:
+    config = replace(site, web=replace(site.web, public_url="http://127.0.0.1:8080/"))
+    client = TestClient(create_app(config, SECRET, clock=lambda: NOW), base_url="http://127.0.0.1")
+    page = client.get("/newsletter/subscribe")
+    assert "feedpub_csrf" in page.cookies and "secure" not in page.headers["set-cookie"].lower()
 
 
 def test_a_bad_address_is_explained(site: Config) -> None:
     client = _client(site)
-    csrf = _csrf(client, "/newsletter/subscribe")
-    response = client.post("/newsletter/subscribe", data={"csrf": csrf, "email": "not an address"})
+    response = _subscribe(client, "not an address")
     assert response.status_code == 400 and "That is not an email address." in response.text
 
 
 def test_rate_limits(site: Config) -> None:
-    limits = (RateLimiter(3, 600), RateLimiter(2, 86400))
-    client = _client(site, limits)
-    codes = []
-    for _ in range(4):
-        csrf = _csrf(client, "/newsletter/subscribe")
-        codes.append(
-            client.post(
-                "/newsletter/subscribe", data={"csrf": csrf, "email": "flood@example.net"}
-            ).status_code
-        )
-    assert codes == [200, 200, 200, 429]
-    assert len(_mails(site)) == 1  # the same message, rewritten: never more than the limit allows
+    client = _client(site, RateLimiter(5, 600))
+    codes = [_subscribe(client, "flood@example.net").status_code for _ in range(6)]
+    assert codes == [200, 200, 200, 200, 200, 429]
+    report = _work_queue(site)
+    assert (report.sent, report.dropped) == (3, 2)  # three confirmations a day to one mailbox
+    assert len(_mails(site)) == 3
+    tomorrow = NOW + timedelta(days=1, minutes=1)
+    _subscribe(_client(site, clock=tomorrow), "flood@example.net")
+    assert _work_queue(site, tomorrow).sent == 1
     with Store(site.state_path) as store:
         assert store.subscriber("flood@example.net").status == "pending"  # type: ignore[union-attr]
 
 
 def test_confirmation_links_expire_and_cannot_be_forged(site: Config) -> None:
     client = _client(site)
-    csrf = _csrf(client, "/newsletter/subscribe")
-    client.post("/newsletter/subscribe", data={"csrf": csrf, "email": "late@example.net"})
-    with Store(site.state_path) as store:
-        token = store.subscriber("late@example.net").token  # type: ignore[union-attr]
-
-    class Yesterday(TimestampSigner):
-        def get_timestamp(self) -> int:
-            return int(datetime.now(UTC).timestamp()) - 49 * 3600
-
-    old = URLSafeTimedSerializer(SECRET, salt="feedpub-confirm", signer=Yesterday).dumps(
-        {"t": token}
-    )
-    expired = client.get(f"/newsletter/confirm/{old}")
+    _subscribe(client, "late@example.net")
+    _work_queue(site)
+    link = _confirm_link(_mails(site)[0])
+    late = _client(site, clock=NOW + timedelta(hours=49))
+    expired = late.get(link)
     assert expired.status_code == 400 and "This link has expired" in expired.text
-    forged = URLSafeTimedSerializer("wrong-secret", salt="feedpub-confirm").dumps({"t": token})
-    assert "This link is not valid" in client.get(f"/newsletter/confirm/{forged}").text
+    refused = late.post(link, data={"csrf": _csrf(late, "/newsletter/subscribe")})
+    assert refused.status_code == 400 and "This link has expired" in refused.text
+    forged = client.get("/newsletter/confirm/" + "A" * 43)
+    assert forged.status_code == 400 and "This link is not valid" in forged.text
     assert client.get("/newsletter/confirm/garbage").status_code == 400
     with Store(site.state_path) as store:
         assert store.subscriber("late@example.net").status == "pending"  # type: ignore[union-attr]
@@ -330,22 +424,83 @@ def test_serve_needs_a_secret(tmp_path: Path) -> None:
     shutil.copy(REPO / "config.yaml", tmp_path / "config.yaml")
     result = _run("serve", "--config", str(tmp_path / "config.yaml"))
     assert result.returncode == 1
-    assert result.stderr.startswith(
+    assert result.stderr == (
         "error: the web app signs its links with a secret read from the environment variable "
-        "FEEDPUB_SECRET_KEY (web.secret_env), which is not set"
+        "FEEDPUB_SECRET_KEY (web.secret_env), which is not set; make one with "
+        "python3 -c 'import secrets; print(secrets.token_urlsafe(32))'\n"
     )
 
 
-def test_a_mail_server_that_is_down_is_admitted(site: Config) -> None:
+def test_a_short_secret_is_refused(tmp_path: Path) -> None:
+    from tests.test_cli import _run
+
+    shutil.copy(REPO / "config.yaml", tmp_path / "config.yaml")
+    result = _run(
+        "serve", "--config", str(tmp_path / "config.yaml"), env={"FEEDPUB_SECRET_KEY": "a"}
+    )
+    assert result.returncode == 1
+    assert result.stderr == (
+        "error: the secret in FEEDPUB_SECRET_KEY (web.secret_env) is 1 bytes long; it needs at "
+        "least 32, so that it cannot be guessed: make one with "
+        "python3 -c 'import secrets; print(secrets.token_urlsafe(32))'\n"
+    )
+
+
+def test_subscribing_while_the_mail_server_is_down(site: Config) -> None:
+    """The form answers at once as always; the worker keeps the confirmation
+    and sends it when the server is back."""
     from feedpub.delivery import SMTPDeliverer
-    from tests.smtpd import free_port
+    from tests.smtpd import free_port, smtp_server
     from tests.test_delivery import _smtp
 
-    nowhere = _smtp(free_port(), max_attempts=1)  # nothing listens there
-    app = create_app(site, SECRET, lambda c: SMTPDeliverer(nowhere, None), clock=lambda: NOW)
-    client = TestClient(app, base_url="https://example.org")
-    csrf = _csrf(client, "/newsletter/subscribe")
-    response = client.post(
-        "/newsletter/subscribe", data={"csrf": csrf, "email": "down@example.net"}
-    )
-    assert response.status_code == 503 and "We could not send the email" in response.text
+    port = free_port()  # nothing listens there yet
+    config = replace(site, smtp=_smtp(port, max_attempts=1))
+    client = _client(config)
+    response = _subscribe(client, "down@example.net")
+    assert response.status_code == 200 and "down@example.net" in response.text
+    report = _work_queue(config, deliverer=SMTPDeliverer(config.smtp, None))  # type: ignore[arg-type]
+    assert (report.sent, report.retrying) == (0, 1)
+    with Store(config.state_path) as store:
+        ((address, status, attempts, reply),) = store.subscribe_requests()
+    assert (address, status, attempts) == ("down@example.net", "ready", 1)
+    assert reply == f"cannot reach 127.0.0.1:{port}: Connection refused"
+    # Not due yet: the retry waits 30 seconds.
+    assert _work_queue(config, deliverer=SMTPDeliverer(config.smtp, None)).retrying == 0  # type: ignore[arg-type]
+    with smtp_server(port=port) as server:
+        later = NOW + timedelta(seconds=31)
+        report = _work_queue(config, later, SMTPDeliverer(config.smtp, None))  # type: ignore[arg-type]
+    assert report.sent == 1
+    (received,) = server.handler.received
+    assert received.recipients == ["down@example.net"]
+    with Store(config.state_path) as store:
+        assert [r[1] for r in store.subscribe_requests()] == ["sent"]
+
+
+# The form guards on their own.
+
+
+def test_rate_limit_buckets_expire_and_stay_bounded() -> None:
+    now = [0.0]
+    limiter = RateLimiter(2, 60, clock=lambda: now[0], max_keys=100)
+    assert [limiter.allow("a") for _ in range(3)] == [True, True, False]
+    for n in range(500):  # a flood of one-off clients
+        limiter.allow(f"client-{n}")
+    assert len(limiter.events) <= 100
+    now[0] = 61.0
+    assert limiter.allow("a")  # the window passed
+    limiter.allow("late")
+    assert set(limiter.events) == {"a", "late"}  # every expired bucket is gone
+
+
+def test_client_key_trusts_only_named_proxies() -> None:
+    from ipaddress import ip_network
+
+    from feedpub.web.forms import client_key
+
+    proxies = (ip_network("10.0.0.0/8"), ip_network("::1/128"))
+    assert client_key("198.51.100.9", "203.0.113.1", proxies) == "198.51.100.9"
+    assert client_key("10.0.0.2", "203.0.113.1, 10.0.0.3", proxies) == "203.0.113.1"
+    assert client_key("10.0.0.2", "nonsense, 203.0.113.1", proxies) == "203.0.113.1"
+    assert client_key("10.0.0.2", "203.0.113.1, nonsense", proxies) == "10.0.0.2"
+    assert client_key("::1", "2001:db8:1:2:3:4:5:6", proxies) == "2001:db8:1:2::/64"
+    assert client_key(None, "203.0.113.1", proxies) == "unknown"

@@ -190,6 +190,26 @@ def sanitise(html: str, base_url: str) -> str:
     )
 
 
+# The web copy of an issue keeps the email's table layout and inline styles.
+_ISSUE_TAGS = ALLOWED_TAGS | {"table", "tbody", "tr", "td"}
+_ISSUE_ATTRIBUTES = {
+    **ALLOWED_ATTRIBUTES,
+    "*": ALLOWED_ATTRIBUTES["*"] | {"style"},
+    "table": {"width", "cellpadding", "cellspacing", "border", "role"},
+}
+
+
+def sanitise_issue(html: str) -> str:
+    """A rendered digest, made safe to show on the site's own pages."""
+    return nh3.clean(
+        html,
+        tags=set(_ISSUE_TAGS),
+        attributes={tag: set(names) for tag, names in _ISSUE_ATTRIBUTES.items()},
+        url_schemes=set(URL_SCHEMES),
+        link_rel=None,
+    )
+
+
 def _inline_text(token: Token) -> str:
     parts: list[str] = []
     for child in token.children or ():

@@ -1,0 +1,195 @@
+"""The application: routes and layers, and the server that runs it beside the
+confirmation worker, reloadable in place."""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+from collections.abc import Callable, Mapping
+from datetime import UTC, datetime
+from urllib.parse import urlsplit
+
+from starlette.applications import Starlette
+from starlette.middleware import Middleware
+from starlette.middleware.gzip import GZipMiddleware
+from starlette.requests import Request
+from starlette.responses import PlainTextResponse, RedirectResponse, Response
+from starlette.routing import Route
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from feedpub.config import Config
+from feedpub.confirmations import CONFIRM_PATH, ConfirmationSender, ConfirmationWorker
+from feedpub.delivery import Deliverer
+from feedpub.errors import FeedpubError
+from feedpub.web.archive import Archive
+from feedpub.web.edge import BodyLimit, Guard, SecurityHeaders
+from feedpub.web.feeds import FeedFiles
+from feedpub.web.forms import Csrf, RateLimiter
+from feedpub.web.pages import ISSUES_PATH, SUBSCRIBE_PATH, Pages
+from feedpub.web.subscriptions import Subscriptions
+
+log = logging.getLogger("feedpub")
+
+MIN_SECRET_BYTES = 32
+MAKE_SECRET = "python3 -c 'import secrets; print(secrets.token_urlsafe(32))'"
+
+
+def web_secret(config: Config, environ: Mapping[str, str] = os.environ) -> str:
+    """The secret the app signs with, from the environment; refused when short."""
+    name = config.web.secret_env
+    secret = environ.get(name, "")
+    if not secret:
+        raise FeedpubError(
+            f"the web app signs its links with a secret read from the environment variable "
+            f"{name} (web.secret_env), which is not set; make one with {MAKE_SECRET}"
+        )
+    if len(secret.encode()) < MIN_SECRET_BYTES:
+        raise FeedpubError(
+            f"the secret in {name} (web.secret_env) is {len(secret.encode())} bytes long; "
+            f"it needs at least {MIN_SECRET_BYTES}, so that it cannot be guessed: "
+            f"make one with {MAKE_SECRET}"
+        )
+    return secret
+
+
+def subscribe_limiter() -> RateLimiter:
+    """Subscribe attempts from one client: 10 in 10 minutes."""
+    return RateLimiter(10, 600)
+
+
+def create_app(
+    config: Config,
+    secret: str,
+    *,
+    on_queued: Callable[[], None] = lambda: None,
+    clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    per_client: RateLimiter | None = None,
+) -> ASGIApp:
+    """The web app for ``config``. ``on_queued`` is called when a subscribe
+    request waits for its confirmation email (to wake the worker)."""
+    secure = urlsplit(config.web.public_url).scheme == "https"
+    pages = Pages(config, Csrf(secret.encode(), secure))
+    subscriptions = Subscriptions(
+        config, pages, per_client or subscribe_limiter(), on_queued, clock
+    )
+    archive = Archive(config, pages)
+    paths = pages.paths
+
+    async def home(request: Request) -> Response:
+        return RedirectResponse(pages.public(SUBSCRIBE_PATH), status_code=303)
+
+    routes = [
+        Route("/", home, methods=["GET"]),
+        Route(
+            paths["feeds"] + "{path:path}",
+            FeedFiles(config.feeds.output_dir).serve,
+            methods=["GET", "HEAD"],
+        ),
+        Route(SUBSCRIBE_PATH, subscriptions.subscribe, methods=["GET", "POST"]),
+        Route(f"/{CONFIRM_PATH}{{nonce}}", subscriptions.confirm, methods=["GET", "POST"]),
+        Route(paths["unsubscribe"], subscriptions.unsubscribe, methods=["GET", "POST"]),
+        Route(paths["manage"], subscriptions.manage, methods=["GET", "POST"]),
+        Route(ISSUES_PATH, archive.issues, methods=["GET"]),
+        Route(ISSUES_PATH + "{number:int}/", archive.issue, methods=["GET"]),
+    ]
+
+    async def not_found(request: Request, exc: Exception) -> Response:
+        return pages.notice(request, "Page not found", "There is nothing at this address.", 404)
+
+    async def server_error(request: Request, exc: Exception) -> Response:
+        return PlainTextResponse("Something went wrong on our side. Please try again later.\n", 500)
+
+    app = Starlette(
+        routes=routes,
+        middleware=[Middleware(GZipMiddleware, minimum_size=500)],
+        exception_handlers={404: not_found, 500: server_error},
+    )
+    # A path without its slash is not found, rather than redirected to an
+    # address built from the request's Host header.
+    app.router.redirect_slashes = False
+    return Guard(SecurityHeaders(BodyLimit(app)))
+
+
+class Reloadable:
+    """Hands each request to the current app; a reload swaps it between requests."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await self.app(scope, receive, send)
+
+
+class WebServer:
+    """uvicorn serving the app, in the foreground or beside the daemon, with the
+    worker that sends the confirmation emails it queues."""
+
+    def __init__(
+        self,
+        config: Config,
+        secret: str,
+        make_deliverer: Callable[[Config], Deliverer],
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ) -> None:
+        import uvicorn
+
+        self.config = config
+        self.secret = secret
+        self.make_deliverer = make_deliverer
+        self.clock = clock
+        self.per_client = subscribe_limiter()  # kept across reloads
+        self.worker = ConfirmationWorker(ConfirmationSender(config, make_deliverer, clock))
+        self.app = Reloadable(self._app(config))
+        self.server = uvicorn.Server(
+            uvicorn.Config(
+                self.app,
+                host=config.web.host,
+                port=config.web.port,
+                log_level="warning",
+                # Clients are named by web.trusted_proxies alone (forms.client_key).
+                proxy_headers=False,
+                lifespan="off",
+            )
+        )
+        self.thread: threading.Thread | None = None
+
+    def _app(self, config: Config) -> ASGIApp:
+        return create_app(
+            config,
+            self.secret,
+            on_queued=self.worker.wake.set,
+            clock=self.clock,
+            per_client=self.per_client,
+        )
+
+    def run(self) -> None:
+        """Serve until SIGINT or SIGTERM."""
+        self.worker.start()
+        try:
+            self.server.run()
+        finally:
+            self.worker.stop()
+
+    def start(self) -> None:
+        """Serve from a background thread (the daemon's signals stay with the daemon)."""
+        self.thread = threading.Thread(target=self.run, name="web", daemon=True)
+        self.thread.start()
+
+    def stop(self) -> None:
+        self.server.should_exit = True
+        if self.thread is not None:
+            self.thread.join(timeout=10)
+
+    def reload(self, config: Config) -> None:
+        """Serve with ``config`` from the next request on; the address it listens
+        on changes only with a restart."""
+        self.app.app = self._app(config)
+        self.worker.sender = ConfirmationSender(config, self.make_deliverer, self.clock)
+        old, new = self.config.web, config.web
+        if (old.host, old.port) != (new.host, new.port):
+            log.warning(
+                f"web.host and web.port take effect at the next start; still serving on "
+                f"{old.host}:{old.port}"
+            )
+        self.config = config

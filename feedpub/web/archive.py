@@ -1,0 +1,56 @@
+"""The archive of past issues: the list, and each issue as its public copy."""
+
+from __future__ import annotations
+
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import Response
+
+from feedpub.config import Config
+from feedpub.content.body import sanitise_issue
+from feedpub.mail import personalise
+from feedpub.store import Store, Variant
+from feedpub.web.pages import Pages
+
+
+class Archive:
+    def __init__(self, config: Config, pages: Pages) -> None:
+        self.config = config
+        self.pages = pages
+
+    def _listing(self) -> list[tuple[int, str, str]]:
+        zone = self.config.site.timezone
+        with Store(self.config.state_path) as store:
+            return [
+                (n, when.astimezone(zone).strftime("%Y-%m-%d"), subject)
+                for n, when, subject in store.issues()
+            ]
+
+    async def issues(self, request: Request) -> Response:
+        listed = await run_in_threadpool(self._listing)
+        return self.pages.page(request, "issues", issues=listed)
+
+    def _variant(self, number: int) -> Variant | None:
+        with Store(self.config.state_path) as store:
+            if number not in {n for n, _, _ in store.issues()}:
+                return None
+            return store.variant(number, "")
+
+    async def issue(self, request: Request) -> Response:
+        pages = self.pages
+        number = request.path_params["number"]
+        variant = await run_in_threadpool(self._variant, number)
+        if variant is None:
+            return pages.notice(request, "No such issue", "That issue does not exist (yet).", 404)
+        subscribe = pages.public(pages.paths["subscribe"])
+        public = {
+            "name": pages.newsletter.default_name,
+            "email": "",
+            "unsubscribe_url": subscribe,
+            "manage_url": subscribe,
+        }
+        html = personalise(variant.html, public, markup=True)
+        body = html.split("<body", 1)[-1].split(">", 1)[-1].rsplit("</body>", 1)[0]
+        return pages.page(
+            request, "issue", number=number, subject=variant.subject, body=sanitise_issue(body)
+        )

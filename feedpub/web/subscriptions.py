@@ -1,0 +1,248 @@
+"""Subscribing with double opt-in, one-click unsubscribe, and preferences.
+
+A subscribe form only queues a request (one write, the same for every address,
+in the same time); the confirmation email is composed and sent by
+``feedpub.confirmations`` outside the request. Store calls run in a worker
+thread, so a busy database never holds up other requests.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from datetime import datetime, timedelta
+
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import PlainTextResponse, Response
+
+from feedpub.collector import collect
+from feedpub.config import Config
+from feedpub.content.text import term_slug
+from feedpub.errors import StateError
+from feedpub.model import Subscriber
+from feedpub.store import INACTIVE, Store
+from feedpub.subscribers import check_email
+from feedpub.web.forms import RateLimiter, client_key
+from feedpub.web.pages import Pages
+
+log = logging.getLogger("feedpub")
+
+
+def site_terms(config: Config) -> list[str]:
+    """Every tag and category on the site, for the preferences page."""
+    names: dict[str, str] = {}
+    for post in collect(config.content, config.site).posts:
+        for name in (*post.tags, *post.categories):
+            names.setdefault(term_slug(name), name)
+    return sorted(names.values(), key=str.casefold)
+
+
+class Subscriptions:
+    """The subscribe, confirm, unsubscribe and manage endpoints."""
+
+    def __init__(
+        self,
+        config: Config,
+        pages: Pages,
+        per_client: RateLimiter,
+        on_queued: Callable[[], None],
+        clock: Callable[[], datetime],
+    ) -> None:
+        self.config = config
+        self.pages = pages
+        self.per_client = per_client
+        self.on_queued = on_queued
+        self.clock = clock
+        self.terms = site_terms(config)
+
+    def _store(self) -> Store:
+        return Store(self.config.state_path)
+
+    def _client(self, request: Request) -> str:
+        return client_key(
+            request.client.host if request.client else None,
+            request.headers.get("x-forwarded-for"),
+            self.config.web.trusted_proxies,
+        )
+
+    async def subscribe(self, request: Request) -> Response:
+        pages = self.pages
+        if request.method == "GET":
+            return pages.page(request, "subscribe")
+        form = await request.form()
+        if not pages.csrf.valid(request, form):
+            return pages.expired_form(request)
+        if not self.per_client.allow(self._client(request)):
+            return pages.notice(
+                request, "Too many requests", "Please try again in a few minutes.", 429
+            )
+        try:
+            address = check_email(str(form.get("email", "")))
+        except ValueError:
+            return pages.page(
+                request,
+                "subscribe",
+                400,
+                error="That is not an email address.",
+                email=str(form.get("email", ""))[:320],
+            )
+        name = " ".join(str(form.get("name", "")).split())[:100]
+        try:
+            await run_in_threadpool(self._queue, address, name)
+        except StateError as exc:  # the database is unusable: the same for every address
+            log.error(f"subscribe: {exc}")
+            return pages.notice(
+                request,
+                "We could not take your request",
+                "Something went wrong on our side. Please try again later.",
+                503,
+            )
+        self.on_queued()
+        # The same answer, in the same time, whether or not the address is known:
+        # no one can learn who subscribes by trying addresses here.
+        return pages.page(request, "check_inbox", email=address)
+
+    def _queue(self, address: str, name: str) -> None:
+        with self._store() as store:
+            store.queue_subscribe_request(address, name, self.clock())
+
+    # Confirming.
+
+    def _confirm_hours(self) -> timedelta:
+        return timedelta(hours=self.config.web.confirm_hours)
+
+    def _confirmation_state(self, nonce: str) -> str:
+        """'valid', 'used', 'expired' or 'unknown'."""
+        with self._store() as store:
+            confirmation = store.confirmation(nonce)
+        if confirmation is None:
+            return "unknown"
+        if confirmation.used_at is not None:
+            return "used"
+        if confirmation.created_at <= self.clock() - self._confirm_hours():
+            return "expired"
+        return "valid"
+
+    def _use(self, nonce: str) -> Subscriber | None:
+        now = self.clock()
+        with self._store() as store:
+            return store.use_confirmation(nonce, now, now - self._confirm_hours())
+
+    async def confirm(self, request: Request) -> Response:
+        """GET shows a button (link scanners that fetch every link confirm nothing);
+        its POST spends the single-use nonce."""
+        pages = self.pages
+        nonce = request.path_params["nonce"]
+        if request.method == "POST":
+            form = await request.form()
+            if not pages.csrf.valid(request, form):
+                return pages.expired_form(request)
+            subscriber = await run_in_threadpool(self._use, nonce)
+            if subscriber is not None:
+                return pages.page(
+                    request,
+                    "confirmed",
+                    manage=pages.link("manage", subscriber.token),
+                    unsubscribe=pages.link("unsubscribe", subscriber.token),
+                )
+        state = await run_in_threadpool(self._confirmation_state, nonce)
+        if state == "valid":
+            return pages.page(request, "confirm")
+        if state == "used":
+            return pages.notice(
+                request,
+                "Already confirmed",
+                "This link has been used. The newsletter comes to the address it was sent to.",
+            )
+        if state == "expired":
+            return pages.notice(
+                request,
+                "This link has expired",
+                "Confirmation links work for a limited time. Subscribe again to get a new one.",
+                400,
+                subscribe_again=True,
+            )
+        return pages.notice(
+            request,
+            "This link is not valid",
+            "Please copy the whole link from the email, or subscribe again.",
+            400,
+            subscribe_again=True,
+        )
+
+    # Unsubscribing and preferences.
+
+    def _holder(self, token: str) -> tuple[Subscriber | None, bool]:
+        """The subscriber ``token`` opens, and whether it is a retired token of
+        someone who has since left (their old links still say 'unsubscribed')."""
+        with self._store() as store:
+            subscriber = store.subscriber_by_token(token)
+            if subscriber is not None:
+                return subscriber, False
+            former = store.retired_token_owner(token)
+        if former is not None and former.status in INACTIVE:
+            return former, True
+        return None, False
+
+    def _unsubscribe(self, token: str) -> None:
+        with self._store() as store:
+            store.set_status_by_token(token, "unsubscribed", self.clock())
+
+    async def unsubscribe(self, request: Request) -> Response:
+        pages = self.pages
+        token = request.path_params["token"]
+        subscriber, retired = await run_in_threadpool(self._holder, token)
+        if subscriber is None:
+            return pages.unknown_link(request)
+        done = retired or subscriber.status in INACTIVE
+        if request.method == "GET":
+            return pages.page(request, "unsubscribe", email=subscriber.email, done=done)
+        form = await request.form()
+        one_click = form.get("List-Unsubscribe") == "One-Click"
+        if not one_click and not pages.csrf.valid(request, form):
+            return pages.expired_form(request)
+        if not done:
+            await run_in_threadpool(self._unsubscribe, token)
+        if one_click:  # RFC 8058: a mail provider's POST; no page needed
+            return PlainTextResponse("unsubscribed\n")
+        return pages.page(request, "unsubscribe", email=subscriber.email, done=True)
+
+    def _subscriber(self, token: str) -> Subscriber | None:
+        with self._store() as store:
+            return store.subscriber_by_token(token)
+
+    def _save_preferences(self, token: str, tags: list[str], paused: bool) -> Subscriber | None:
+        with self._store() as store:
+            store.set_preferences(token, tags, paused, self.clock())
+            return store.subscriber_by_token(token)
+
+    async def manage(self, request: Request) -> Response:
+        pages = self.pages
+        token = request.path_params["token"]
+        subscriber = await run_in_threadpool(self._subscriber, token)
+        if subscriber is None:
+            return pages.unknown_link(request)
+        saved = False
+        if request.method == "POST":
+            form = await request.form()
+            if not pages.csrf.valid(request, form):
+                return pages.expired_form(request)
+            known = {term_slug(t): t for t in self.terms}
+            chosen = [
+                known[term_slug(str(t))] for t in form.getlist("tags") if term_slug(str(t)) in known
+            ]
+            paused = form.get("paused") == "on"
+            subscriber = (
+                await run_in_threadpool(self._save_preferences, token, chosen, paused) or subscriber
+            )
+            saved = True
+        wanted = {term_slug(t) for t in subscriber.tags}
+        return pages.page(
+            request,
+            "manage",
+            subscriber=subscriber,
+            saved=saved,
+            terms=[(t, term_slug(t) in wanted) for t in self.terms],
+            unsubscribe=pages.link("unsubscribe", token),
+        )
