@@ -33,6 +33,7 @@ from apscheduler.triggers.interval import IntervalTrigger
 
 from feedpub.build import BuildReport, build_feeds
 from feedpub.config import Config, IntervalSchedule, load_config
+from feedpub.confirmations import ConfirmationSender
 from feedpub.cron import CronSchedule
 from feedpub.delivery import Deliverer
 from feedpub.errors import FeedpubError
@@ -43,14 +44,19 @@ log = logging.getLogger("feedpub")
 
 
 class Companion(Protocol):
-    """Something that runs beside the daemon for its whole life (the web server)."""
+    """Something that runs beside the daemon for its whole life (the web server),
+    given each config the daemon reloads."""
 
     def start(self) -> None: ...
 
     def stop(self) -> None: ...
 
+    def reload(self, config: Config) -> None: ...
+
 
 DIGEST_JOB = "digest"
+CONFIRM_JOB = "confirmations"
+CONFIRMATIONS_EVERY = 60
 BUILD_JOB = "build"
 _EVERY_DAY = frozenset(range(1, 32))
 _EVERY_WEEKDAY = frozenset(range(7))
@@ -280,28 +286,41 @@ class Daemon:
         }
 
     def _schedule(self, start: bool) -> None:
+        """Add the jobs (at a reload, in place of the old ones). At the start the
+        build and the confirmations run at once; an explicit None would pause a
+        job, so a reload names no first run and each job keeps to its trigger."""
         config = self.config
         zone = config.site.timezone
-        first_build = self.clock() if start else None
-        self.scheduler.add_job(
-            self._build,
-            trigger(config.build_schedule, zone),
-            id=BUILD_JOB,
-            next_run_time=first_build or None,
-            **self._job_options(),
-        )
-        if config.newsletter is None:
-            return
-        schedule = config.newsletter.schedule
+        at_start = {"next_run_time": self.clock()} if start else {}
         options = self._job_options()
+        self.scheduler.add_job(
+            self._build, trigger(config.build_schedule, zone), id=BUILD_JOB, **at_start, **options
+        )
+        if config.newsletter is None:  # (again, after a reload that removed it)
+            for job_id in (CONFIRM_JOB, DIGEST_JOB):
+                if self.scheduler.get_job(job_id) is not None:
+                    self.scheduler.remove_job(job_id)
+            return
+        # Confirmations the web app queued: sent by whichever process claims each first.
+        self.scheduler.add_job(
+            self._confirm,
+            IntervalTrigger(seconds=CONFIRMATIONS_EVERY, timezone=zone),
+            id=CONFIRM_JOB,
+            **at_start,
+            **options,
+        )
+        schedule = config.newsletter.schedule
         with Store(config.state_path) as store:
             last = store.last_success(DIGEST_JOB)
+        due = {}
         if start and digest_due(schedule, zone, last, self.clock()):
             log.info(
                 "digest is due (last sent %s): sending now", last.isoformat() if last else "never"
             )
-            options["next_run_time"] = self.clock()
-        self.scheduler.add_job(self._send, cron_trigger(schedule, zone), id=DIGEST_JOB, **options)
+            due = at_start
+        self.scheduler.add_job(
+            self._send, cron_trigger(schedule, zone), id=DIGEST_JOB, **due, **options
+        )
 
     def _build(self) -> None:
         log.info("build started", extra={"fields": {"job": BUILD_JOB, "event": "start"}})
@@ -341,6 +360,15 @@ class Daemon:
             },
         )
 
+    def _confirm(self) -> None:
+        report = ConfirmationSender(self.config, self.make_deliverer, self.clock).run()
+        if report.sent or report.failed:
+            log.info(
+                f"confirmations: {report.sent} sent, {report.failed} given up, "
+                f"{report.retrying} to retry",
+                extra={"fields": {"job": CONFIRM_JOB, "event": "end", "sent": report.sent}},
+            )
+
     def _job_event(self, event: JobExecutionEvent) -> None:
         if event.code == EVENT_JOB_ERROR:
             reason = (
@@ -374,6 +402,8 @@ class Daemon:
             log.warning(str(warning))
         self.config = fresh
         self._schedule(start=False)
+        for companion in self.companions:
+            companion.reload(fresh)
         log.info("config reloaded")
 
     def stop(self, signum: int, frame: FrameType | None = None) -> None:

@@ -2,10 +2,12 @@ from __future__ import annotations
 
 import itertools
 import json
+import os
 import shutil
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -445,3 +447,70 @@ def test_run_sends_only_when_due(tmp_path: Path) -> None:
     out, _ = again.communicate(timeout=60)
     assert out.splitlines()[1].startswith("digest: not due; next at ")
     assert len(list((tmp_path / "outbox").glob("*.eml"))) == 2
+
+
+def test_sighup_reloads_the_web_app_and_keeps_every_job(tmp_path: Path) -> None:
+    import httpx2
+
+    smtp_port, web_port = free_port(), free_port()
+    config = _site(tmp_path, smtp_port, f"\nweb:\n  port: {web_port}\n")
+    config.write_text(config.read_text().replace("build: 1h", "build: 10s"))
+    env = {**os.environ, "FEEDPUB_SECRET_KEY": "reload-test-secret-0123456789abcdef"}
+    exe = str(Path(sys.executable).with_name("feedpub"))
+    page = f"http://127.0.0.1:{web_port}/newsletter/subscribe"
+    log: list[str] = []
+
+    def title() -> str:
+        try:
+            return httpx2.get(page, timeout=2).text
+        except httpx2.TransportError:
+            return ""
+
+    with smtp_server(port=smtp_port):
+        daemon = subprocess.Popen(
+            [exe, "daemon", "--serve", "--log-format", "json", "--config", str(config)],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=env,
+        )
+        reader = threading.Thread(target=lambda: log.extend(daemon.stderr or ()), daemon=True)
+        reader.start()
+        try:
+            assert _wait_for(lambda: "AI 新闻速递" in title())
+            assert _wait_for(lambda: any('"build finished' in line for line in log))
+            config.write_text(
+                config.read_text().replace(
+                    'title: "AI 新闻速递 · AI News Digest"', 'title: "Renamed Digest"'
+                )
+            )
+            daemon.send_signal(signal.SIGHUP)
+            assert _wait_for(lambda: "Renamed Digest" in title())
+            reloaded = len(log)
+            # The build job still runs on its schedule after the reload.
+            assert _wait_for(
+                lambda: any('"build finished' in line for line in log[reloaded:]), 25
+            ), log
+            daemon.send_signal(signal.SIGTERM)
+            daemon.wait(15)
+            reader.join(5)
+        finally:
+            if daemon.poll() is None:
+                daemon.kill()
+                daemon.wait(10)
+    assert daemon.returncode == 0
+    assert any('"config reloaded"' in line for line in log)
+
+
+def test_the_daemon_sends_queued_confirmations(tmp_path: Path) -> None:
+    """A subscribe taken by a 'feedpub serve' elsewhere is confirmed by the daemon
+    too; its claim keeps the two from both sending it."""
+    port = free_port()
+    config = _site(tmp_path, port)
+    with Store(load_config(config).state_path) as store:
+        store.queue_subscribe_request("queued@example.net", "", datetime.now(UTC))
+    with smtp_server(port=port) as server, _daemon(config) as daemon:
+        assert _wait_for(lambda: "queued@example.net" in server.handler.by_recipient())
+        daemon.send_signal(signal.SIGTERM)
+        daemon.communicate(timeout=15)
+    assert len(server.handler.by_recipient()["queued@example.net"]) == 1
