@@ -453,7 +453,8 @@ def run_command(config_path: Path, quiet: bool) -> None:
 @click.pass_context
 def daemon(ctx: click.Context, config_path: Path, log_format: str, serve: bool) -> None:
     """Run until stopped: build the feeds on schedule.build and send the digest on
-    newsletter.schedule, both in site.timezone.
+    newsletter.schedule, both in site.timezone, and the confirmation emails the
+    web app queued every minute.
 
     A digest whose time passed while the daemon was down is sent once at start.
     SIGTERM or SIGINT stops it after the message being sent; SIGHUP reloads the
@@ -480,7 +481,8 @@ def _web_server(config: Config) -> WebServer:
 def serve(config_path: Path) -> None:
     """Serve the web app: the feeds (with ETag, Last-Modified and gzip), the
     subscribe form with double opt-in, unsubscribe (one-click too), preferences,
-    and the archive of past issues, on web.host:web.port.
+    and the archive of past issues, on web.host:web.port. A worker in the same
+    process sends the confirmation emails the form queues, with retries.
     """
     config = _load(config_path)
     config.require_newsletter()
