@@ -1,13 +1,16 @@
 from __future__ import annotations
 
-from collections.abc import Callable
+import os
+import shutil
+from collections.abc import Callable, Iterator
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
 
-from feedpub.config import SiteConfig
+from feedpub.config import Config, SiteConfig, load_config
 from feedpub.model import Author
 
 REPO = Path(__file__).resolve().parents[1]
@@ -58,6 +61,30 @@ def write_post(content_dir: Path) -> WritePost:
         return path
 
     return write
+
+
+def sample_site(folder: Path) -> Config:
+    """The bundled sample site with its own copy of the content, and its feeds,
+    state and outbox in ``folder``."""
+    shutil.copytree(REPO / "content", folder / "content")
+    config = load_config(REPO / "config.yaml")
+    return replace(
+        config,
+        content=replace(config.content, dir=folder / "content"),
+        feeds=replace(config.feeds, output_dir=folder / "feeds"),
+        state_path=folder / "state" / "feedpub.db",
+        outbox_dir=folder / "outbox",
+    )
+
+
+@pytest.fixture(params=[0o022, 0o077], ids=["umask-022", "umask-077"])
+def umask(request: pytest.FixtureRequest) -> Iterator[int]:
+    """Each test that takes it runs under the usual umask and under a strict one."""
+    previous = os.umask(request.param)
+    try:
+        yield request.param
+    finally:
+        os.umask(previous)
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:

@@ -17,12 +17,12 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from feedpub.config import Config, DkimConfig, SmtpConfig, load_config
+from feedpub.config import Config, DkimConfig, SmtpConfig
 from feedpub.delivery import OutboxDeliverer, Outcome, SMTPDeliverer, Throttle
 from feedpub.errors import DeliveryError, StateError
 from feedpub.pipeline import DigestSender
 from feedpub.store import Store
-from tests.conftest import NOW, REPO
+from tests.conftest import NOW, REPO, sample_site
 from tests.smtpd import Behaviour, free_port, self_signed_certificate, server_context, smtp_server
 
 PEOPLE = [
@@ -54,14 +54,7 @@ def _smtp(port: int, **changes: object) -> SmtpConfig:
 @pytest.fixture
 def site(tmp_path: Path) -> Config:
     """The sample site with its own content copy, state file and outbox."""
-    shutil.copytree(REPO / "content", tmp_path / "content")
-    config = load_config(REPO / "config.yaml")
-    return replace(
-        config,
-        content=replace(config.content, dir=tmp_path / "content"),
-        state_path=tmp_path / "state" / "feedpub.db",
-        outbox_dir=tmp_path / "outbox",
-    )
+    return sample_site(tmp_path)
 
 
 def _subscribe(

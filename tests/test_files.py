@@ -5,19 +5,16 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import stat
-from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
 from feedpub.build import build_feeds
-from feedpub.config import Config, load_config
 from feedpub.delivery import OutboxDeliverer
 from feedpub.output import MANIFEST_NAME, read_manifest, write_atomic, write_once
-from tests.conftest import NOW, REPO
+from tests.conftest import NOW, sample_site
 
 MESSAGE = (
     b"Subject: issue 1\r\n\r\nUnsubscribe: https://example.org/newsletter/unsubscribe/t0k3n\r\n"
@@ -36,28 +33,6 @@ def _mode(path: Path) -> int:
     return stat.S_IMODE(path.stat().st_mode)
 
 
-@pytest.fixture(params=[0o022, 0o077], ids=["umask-022", "umask-077"])
-def umask(request: pytest.FixtureRequest) -> Iterator[int]:
-    previous = os.umask(request.param)
-    try:
-        yield request.param
-    finally:
-        os.umask(previous)
-
-
-def _site(tmp_path: Path) -> Config:
-    """The sample site with its own copy of the content and every output in ``tmp_path``."""
-    shutil.copytree(REPO / "content", tmp_path / "content")
-    config = load_config(REPO / "config.yaml")
-    return replace(
-        config,
-        content=replace(config.content, dir=tmp_path / "content"),
-        feeds=replace(config.feeds, output_dir=tmp_path / "feeds"),
-        state_path=tmp_path / "state" / "feedpub.db",
-        outbox_dir=tmp_path / "outbox",
-    )
-
-
 def _files(root: Path) -> set[str]:
     return {p.relative_to(root).as_posix() for p in root.rglob("*") if p.is_file()}
 
@@ -66,7 +41,7 @@ def _files(root: Path) -> set[str]:
 
 
 def test_feeds_are_public_and_the_build_cache_is_private(tmp_path: Path, umask: int) -> None:
-    config = _site(tmp_path)
+    config = sample_site(tmp_path)
     build_feeds(config, NOW)
     out = config.feeds.output_dir
     files = [out / rel for rel in _files(out)]
@@ -92,7 +67,7 @@ def test_outbox_messages_are_readable_by_their_owner_only(tmp_path: Path, umask:
 
 
 def test_folders_that_exist_keep_their_mode(tmp_path: Path, umask: int) -> None:
-    config = _site(tmp_path)
+    config = sample_site(tmp_path)
     config.feeds.output_dir.mkdir(mode=0o700)  # the site keeps its feeds to itself
     config.outbox_dir.mkdir()
     os.chmod(config.outbox_dir, 0o750)
@@ -141,7 +116,7 @@ def _assert_manifest_lists_the_builds_files(root: Path) -> None:
 
 
 def test_files_feedpub_did_not_write_survive_every_build(tmp_path: Path) -> None:
-    config = _site(tmp_path)
+    config = sample_site(tmp_path)
     out = config.feeds.output_dir
     _place(out, HAND_PLACED)
     cold = build_feeds(config, NOW)
@@ -168,7 +143,7 @@ def test_files_feedpub_did_not_write_survive_every_build(tmp_path: Path) -> None
 def test_a_folder_without_a_manifest_loses_nothing_this_build_did_not_write(
     tmp_path: Path,
 ) -> None:
-    config = _site(tmp_path)
+    config = sample_site(tmp_path)
     out = config.feeds.output_dir
     build_feeds(config, NOW, use_cache=False)
     (out / MANIFEST_NAME).unlink()  # as a folder an older release wrote
@@ -182,7 +157,7 @@ def test_a_folder_without_a_manifest_loses_nothing_this_build_did_not_write(
 
 
 def test_a_build_with_nothing_to_do_restores_the_manifest(tmp_path: Path) -> None:
-    config = _site(tmp_path)
+    config = sample_site(tmp_path)
     out = config.feeds.output_dir
     build_feeds(config, NOW)
     listed = read_manifest(out)
@@ -195,7 +170,7 @@ def test_a_build_with_nothing_to_do_restores_the_manifest(tmp_path: Path) -> Non
 
 
 def test_a_build_removes_nothing_outside_its_folder(tmp_path: Path) -> None:
-    config = _site(tmp_path)
+    config = sample_site(tmp_path)
     precious = tmp_path / "precious.txt"
     precious.write_text("not feedpub's")
     _place(config.feeds.output_dir, {MANIFEST_NAME: b'["rss.xml", "../precious.txt"]'})

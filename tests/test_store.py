@@ -3,10 +3,8 @@ kept in it (tokens retired when someone leaves, single-use nonces)."""
 
 from __future__ import annotations
 
-import os
 import sqlite3
 import stat
-from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
 
@@ -17,20 +15,11 @@ from feedpub.store import MIGRATIONS, Store, exclusive_lock
 from tests.conftest import NOW
 
 
-@pytest.fixture
-def umask_022() -> Iterator[None]:
-    old = os.umask(0o022)
-    try:
-        yield
-    finally:
-        os.umask(old)
-
-
 def _mode(path: Path) -> int:
     return stat.S_IMODE(path.stat().st_mode)
 
 
-def test_state_files_are_readable_by_their_owner_only(tmp_path: Path, umask_022: None) -> None:
+def test_state_files_are_readable_by_their_owner_only(tmp_path: Path, umask: int) -> None:
     path = tmp_path / "state" / "feedpub.db"
     with Store(path) as store, exclusive_lock(path, "test"):
         store.add_subscriber("ada@example.net", "Ada", (), "active", NOW)
@@ -41,7 +30,7 @@ def test_state_files_are_readable_by_their_owner_only(tmp_path: Path, umask_022:
         assert _mode(path.with_name("feedpub.db.lock")) == 0o600
 
 
-def test_an_older_world_readable_state_is_tightened(tmp_path: Path, umask_022: None) -> None:
+def test_an_older_world_readable_state_is_tightened(tmp_path: Path, umask: int) -> None:
     path = tmp_path / "feedpub.db"
     sqlite3.connect(path).close()
     path.chmod(0o644)

@@ -14,28 +14,20 @@ from httpx2 import Response
 from starlette.testclient import TestClient
 
 from feedpub.build import build_feeds
-from feedpub.config import Config, load_config
+from feedpub.config import Config
 from feedpub.confirmations import ConfirmationReport, ConfirmationSender
 from feedpub.delivery import OutboxDeliverer
 from feedpub.pipeline import DigestSender
 from feedpub.store import Store
 from feedpub.web import RateLimiter, create_app
-from tests.conftest import NOW, REPO
+from tests.conftest import NOW, REPO, sample_site
 
 SECRET = "test-secret-not-for-production"
 
 
 @pytest.fixture
 def site(tmp_path: Path) -> Config:
-    shutil.copytree(REPO / "content", tmp_path / "content")
-    config = load_config(REPO / "config.yaml")
-    config = replace(
-        config,
-        content=replace(config.content, dir=tmp_path / "content"),
-        feeds=replace(config.feeds, output_dir=tmp_path / "feeds"),
-        state_path=tmp_path / "state.db",
-        outbox_dir=tmp_path / "outbox",
-    )
+    config = sample_site(tmp_path)
     build_feeds(config, NOW)
     return config
 
