@@ -25,7 +25,7 @@ from apscheduler.events import (
     EVENT_JOB_MISSED,
     JobExecutionEvent,
 )
-from apscheduler.schedulers.blocking import BlockingScheduler
+from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.triggers.base import BaseTrigger
 from apscheduler.triggers.combining import OrTrigger
 from apscheduler.triggers.cron import CronTrigger
@@ -57,6 +57,7 @@ class Companion(Protocol):
 DIGEST_JOB = "digest"
 CONFIRM_JOB = "confirmations"
 CONFIRMATIONS_EVERY = 60
+SIGNAL_POLL = 1.0
 BUILD_JOB = "build"
 _EVERY_DAY = frozenset(range(1, 32))
 _EVERY_WEEKDAY = frozenset(range(7))
@@ -270,7 +271,7 @@ class Daemon:
         self.make_deliverer = make_deliverer
         self.clock = clock
         self.stopping = threading.Event()
-        self.scheduler = BlockingScheduler(timezone=config.site.timezone)
+        self.scheduler = BackgroundScheduler(timezone=config.site.timezone)
         self.scheduler.add_listener(
             self._job_event, EVENT_JOB_ERROR | EVENT_JOB_MISSED | EVENT_JOB_MAX_INSTANCES
         )
@@ -411,19 +412,30 @@ class Daemon:
         if not self.stopping.is_set():
             log.info(f"{signal.Signals(signum).name} received: stopping")
             self.stopping.set()
-            self.scheduler.shutdown(wait=False)
 
     def run(self) -> None:
+        """Schedule in a background thread; the main thread only waits for signals.
+
+        Python runs signal handlers in the main thread, and a signal the kernel
+        hands to another thread waits until the main thread wakes: so it wakes
+        at least once a second, and handlers only set flags.
+        """
+        reload_wanted = threading.Event()
         signal.signal(signal.SIGTERM, self.stop)
         signal.signal(signal.SIGINT, self.stop)
-        signal.signal(signal.SIGHUP, lambda signum, frame: self.reload())
+        signal.signal(signal.SIGHUP, lambda signum, frame: reload_wanted.set())
         self._schedule(start=True)
         for companion in self.companions:
             companion.start()
+        self.scheduler.start()
         log.info("daemon started", extra={"fields": {"event": "start"}})
         try:
-            self.scheduler.start()
+            while not self.stopping.wait(SIGNAL_POLL):
+                if reload_wanted.is_set():
+                    reload_wanted.clear()
+                    self.reload()
         finally:
+            self.scheduler.shutdown(wait=True)  # jobs under way see self.stopping
             for companion in self.companions:
                 companion.stop()
         log.info("daemon stopped", extra={"fields": {"event": "stop"}})
