@@ -1,0 +1,93 @@
+"""The state database's schema, one migration a version (PRAGMA user_version)."""
+
+from __future__ import annotations
+
+# Each entry moves the schema one version up; PRAGMA user_version says where a file is.
+MIGRATIONS: tuple[str, ...] = (
+    """
+    CREATE TABLE subscribers (
+        id INTEGER PRIMARY KEY,
+        email TEXT NOT NULL,
+        email_key TEXT NOT NULL UNIQUE,
+        name TEXT NOT NULL DEFAULT '',
+        status TEXT NOT NULL CHECK (status IN ('pending', 'active', 'unsubscribed', 'bounced')),
+        token TEXT NOT NULL UNIQUE,
+        tags TEXT NOT NULL DEFAULT '[]',
+        created_at TEXT NOT NULL,
+        updated_at TEXT NOT NULL
+    );
+    CREATE TABLE issues (
+        number INTEGER PRIMARY KEY,
+        created_at TEXT NOT NULL,
+        subject TEXT NOT NULL
+    );
+    CREATE TABLE issue_posts (
+        post_id TEXT PRIMARY KEY,
+        issue INTEGER NOT NULL REFERENCES issues (number)
+    );
+    CREATE TABLE issue_variants (
+        issue INTEGER NOT NULL REFERENCES issues (number),
+        variant TEXT NOT NULL,
+        subject TEXT NOT NULL,
+        html TEXT NOT NULL,
+        text TEXT NOT NULL,
+        PRIMARY KEY (issue, variant)
+    );
+    CREATE TABLE deliveries (
+        issue INTEGER NOT NULL REFERENCES issues (number),
+        subscriber INTEGER NOT NULL REFERENCES subscribers (id),
+        email TEXT NOT NULL,
+        name TEXT NOT NULL,
+        token TEXT NOT NULL,
+        variant TEXT,
+        status TEXT NOT NULL
+            CHECK (status IN ('pending', 'sending', 'sent', 'failed', 'skipped')),
+        attempts INTEGER NOT NULL DEFAULT 0,
+        last_reply TEXT,
+        updated_at TEXT NOT NULL,
+        PRIMARY KEY (issue, subscriber)
+    );
+    CREATE INDEX deliveries_open ON deliveries (issue, status);
+    """,
+    """
+    CREATE TABLE runs (
+        job TEXT PRIMARY KEY,
+        last_started TEXT,
+        last_success TEXT,
+        last_outcome TEXT
+    );
+    """,
+    """
+    ALTER TABLE subscribers ADD COLUMN paused INTEGER NOT NULL DEFAULT 0;
+    """,
+    """
+    CREATE TABLE subscribe_requests (
+        id INTEGER PRIMARY KEY,
+        email TEXT NOT NULL,
+        name TEXT NOT NULL,
+        requested_at TEXT NOT NULL,
+        status TEXT NOT NULL
+            CHECK (status IN ('queued', 'ready', 'sending', 'sent', 'dropped', 'failed')),
+        message BLOB,
+        recipient TEXT,
+        message_name TEXT,
+        attempts INTEGER NOT NULL DEFAULT 0,
+        next_attempt TEXT NOT NULL,
+        claimed_at TEXT,
+        last_reply TEXT
+    );
+    CREATE INDEX subscribe_requests_due ON subscribe_requests (status, next_attempt);
+    CREATE TABLE confirmations (
+        nonce_hash TEXT PRIMARY KEY,
+        subscriber INTEGER NOT NULL REFERENCES subscribers (id),
+        created_at TEXT NOT NULL,
+        used_at TEXT
+    );
+    CREATE INDEX confirmations_by_subscriber ON confirmations (subscriber, created_at);
+    CREATE TABLE retired_tokens (
+        token TEXT PRIMARY KEY,
+        subscriber INTEGER NOT NULL REFERENCES subscribers (id),
+        retired_at TEXT NOT NULL
+    );
+    """,
+)
