@@ -16,15 +16,13 @@ import hashlib
 import re
 from typing import Any
 
-import yaml
 from frontmatter.default_handlers import YAMLHandler
 
 from feedpub.content.text import xml_safe
 from feedpub.errors import ContentError
+from feedpub.yamlfile import YamlError, plain_scalar, read_yaml
 
 _YAML = YAMLHandler()
-_RESOLVER = yaml.resolver.Resolver()
-_CONSTRUCTOR = yaml.constructor.SafeConstructor()
 
 # Characters the quick reading leaves to PyYAML: tabs, backslashes, and what
 # YAML 1.1 counts as line breaks (NEL, U+2028, U+2029) or forbids.
@@ -46,10 +44,9 @@ class _Unsure(Exception):
 @functools.lru_cache(maxsize=4096)
 def _plain(text: str) -> Any:
     """A plain scalar as PyYAML reads it: str, int, float, bool, None, date..."""
-    tag = _RESOLVER.resolve(yaml.ScalarNode, text, (True, False))  # type: ignore[no-untyped-call]
     try:
-        return _CONSTRUCTOR.yaml_constructors[tag](_CONSTRUCTOR, yaml.ScalarNode(tag, text))
-    except (KeyError, ValueError, yaml.YAMLError):
+        return plain_scalar(text)
+    except ValueError:
         raise _Unsure from None
 
 
@@ -172,13 +169,10 @@ def _load(front: str, delimiter_line: int, label: str) -> Any:
     if quick is not None:
         return quick
     try:
-        return _xml_safe(_YAML.load(front))
-    except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark or exc.context_mark
-        line = delimiter_line + mark.line if mark else None
+        return _xml_safe(read_yaml(front))
+    except YamlError as exc:
+        line = None if exc.line is None else delimiter_line + exc.line
         raise ContentError(label, f"invalid YAML in front matter: {exc.problem}", line) from None
-    except (yaml.YAMLError, ValueError) as exc:  # ValueError: date: 2025-13-45
-        raise ContentError(label, f"invalid YAML in front matter: {exc}") from None
 
 
 def split(text: str, label: str) -> tuple[dict[str, Any], str]:
