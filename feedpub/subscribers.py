@@ -16,7 +16,8 @@ EXPORT_COLUMNS = ("email", "name", "status", "tags", "subscribed")
 
 
 def check_email(address: str) -> str:
-    """The address without surrounding space; ValueError when it is not one."""
+    """The address without surrounding space; ValueError when it is not one.
+    This is the one address rule: config.yaml's addresses are checked by it too."""
     address = address.strip()
     if len(address) > 254 or not _ADDRESS.fullmatch(address) or ".." in address:
         raise ValueError(f"{address!r} is not an email address")

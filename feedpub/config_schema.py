@@ -1,0 +1,367 @@
+"""Every key of config.yaml, declared once: its type, default, check and doc.
+
+The README's configuration tables and the sample config.yaml are held to these
+declarations by tests/test_config_docs.py. Checks that need more than one key live
+with the builders in ``feedpub.config``.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from dataclasses import dataclass
+from urllib.parse import urlsplit
+
+from feedpub.cron import CronSchedule, parse_cron
+from feedpub.options import (
+    Boolean,
+    Choice,
+    ChoiceList,
+    Derived,
+    Integer,
+    Invalid,
+    Number,
+    Option,
+    OptionalSub,
+    Pattern,
+    Port,
+    Refused,
+    Section,
+    Sub,
+    Text,
+    TextList,
+    TimeZone,
+    as_text,
+    as_texts,
+)
+from feedpub.subscribers import check_email
+
+FEED_FORMATS = ("rss", "atom", "json")
+TAXONOMIES = ("tags", "categories")
+PERMALINK_FIELDS = ("slug", "year", "month", "day")
+SUBJECT_FIELDS = ("title", "site_title", "number", "date", "lead_title")
+_LANGUAGE = re.compile(r"[A-Za-z]{2,3}(-[A-Za-z0-9]{1,8})*")
+_INTERVAL = re.compile(r"(\d+)\s*([smh])")
+_INTERVAL_SECONDS = {"s": 1, "m": 60, "h": 3600}
+
+Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+
+@dataclass(frozen=True, slots=True)
+class IntervalSchedule:
+    """A build every ``seconds``, written as an interval such as ``15m``."""
+
+    seconds: int
+    text: str
+
+    def __str__(self) -> str:
+        return self.text
+
+
+class Language(Text):
+    def convert(self, value: object) -> str:
+        tag = super().convert(value)
+        if not _LANGUAGE.fullmatch(tag):
+            raise Invalid(f"expected a language tag such as en or zh-CN, got {tag!r}")
+        return tag
+
+
+class AbsoluteUrl(Text):
+    """An absolute http(s) URL, ending in a slash (added when missing)."""
+
+    def convert(self, value: object) -> str:
+        url = super().convert(value)
+        parts = urlsplit(url)
+        if parts.scheme not in ("http", "https") or not parts.netloc:
+            raise Invalid(
+                f"expected an absolute http(s) URL such as https://example.org/, got {url!r}"
+            )
+        return url if url.endswith("/") else url + "/"
+
+
+class TokenUrl(Text):
+    """A link pattern holding ``{token}``, relative to site.url or absolute."""
+
+    def convert(self, value: object) -> str:
+        pattern = super().convert(value)
+        if "{token}" not in pattern:
+            raise Invalid(f"expected a URL pattern with {{token}}, got {pattern!r}")
+        return pattern
+
+
+class Email(Option[str | None]):
+    """An email address as subscribers' addresses are checked; empty is none."""
+
+    def convert(self, value: object) -> str | None:
+        address = as_text(value)
+        if not address:
+            return None
+        try:
+            return check_email(address)
+        except ValueError:
+            raise Invalid(f"expected an email address, got {address!r}") from None
+
+    def unset(self) -> None:
+        return None
+
+
+class Cron(Option[CronSchedule]):
+    def convert(self, value: object) -> CronSchedule:
+        try:
+            return parse_cron(as_text(value))
+        except ValueError as exc:
+            raise Invalid(str(exc)) from None
+
+
+class BuildSchedule(Option[CronSchedule | IntervalSchedule]):
+    """An interval such as ``15m`` (at least 10 seconds) or a cron schedule."""
+
+    def convert(self, value: object) -> CronSchedule | IntervalSchedule:
+        text = as_text(value)
+        match = _INTERVAL.fullmatch(text.strip())
+        if match is not None:
+            seconds = int(match.group(1)) * _INTERVAL_SECONDS[match.group(2)]
+            if seconds < 10:
+                raise Invalid(f"expected an interval of at least 10s, got {text!r}")
+            return IntervalSchedule(seconds, text)
+        try:
+            return parse_cron(text)
+        except ValueError as exc:
+            raise Invalid(f"expected an interval such as 15m or a cron schedule; {exc}") from None
+
+
+class Networks(Option[tuple[Network, ...]]):
+    """IP addresses (one-address networks) and CIDR networks."""
+
+    def convert(self, value: object) -> tuple[Network, ...]:
+        networks: list[Network] = []
+        problems: list[str] = []
+        for text in as_texts(value):
+            try:
+                networks.append(ipaddress.ip_network(text.strip()))
+            except ValueError:
+                try:
+                    whole = ipaddress.ip_network(text.strip(), strict=False)
+                except ValueError:
+                    problems.append(
+                        "expected IP addresses or networks such as 10.0.0.1, 10.0.0.0/8 or "
+                        f"fd00::/8, got {text!r}"
+                    )
+                else:
+                    problems.append(f"{text!r} has host bits set; write the network as {whole}")
+        if problems:
+            raise Invalid(*problems)
+        return tuple(networks)
+
+
+class AuthorOptions(Section):
+    name = Derived(Text(doc="Author of posts that name none."), "`site.title`")
+    email = Email(doc="The author's email address.", default=None)
+
+
+class SiteOptions(Section):
+    title = Text(doc="Title of the site, its feeds and newsletter.")
+    url = AbsoluteUrl(doc="Absolute `http(s)` URL of the site.")
+    id = Derived(Text(doc="A stable name for the site, used in feed ids."), "host of `site.url`")
+    description = Derived(Text(doc="One-line description for feeds."), "`site.title`")
+    language = Language(doc="Language tag such as `en` or `zh-CN`.", default="en")
+    timezone = TimeZone(doc="IANA time zone name.", default="UTC")
+    author = Sub(AuthorOptions)
+
+
+class ContentOptions(Section):
+    dir = Text(doc="Folder of posts.", default="content")
+    static_dir = Text(
+        doc="Folder whose files the site serves at its root (Hugo's `static/`).", default="static"
+    )
+    include = TextList(
+        doc="Glob patterns relative to `content.dir`; `**/` spans folders, `*` does not.",
+        default=["**/*.md", "**/*.markdown"],
+    )
+    exclude = TextList(
+        doc="Glob patterns to leave out (the sample config leaves out Hugo's `_index.md`).",
+        default=[],
+    )
+    permalink = Pattern(
+        PERMALINK_FIELDS,
+        doc="Each post's URL relative to `site.url`.",
+        default="posts/{slug}/",
+        needs="slug",
+        example="posts/{slug}/",
+    )
+
+
+class FeedsOptions(Section):
+    output_dir = Text(doc="Where feeds are written.", default="feeds")
+    formats = ChoiceList(FEED_FORMATS, doc="Which feed formats to write.", nonempty=True)
+    limit = Integer(doc="Items per feed, newest first.", default=50, minimum=1)
+    full_content = Boolean(doc="Include each post's full HTML, not only its summary.", default=True)
+    summary_length = Integer(
+        doc="Length of generated summaries: words in Latin text, characters in CJK text.",
+        default=70,
+        minimum=1,
+    )
+    taxonomies = ChoiceList(TAXONOMIES, doc="Which taxonomies get a feed per term.")
+    base_url = Text(
+        doc="Where `feeds.output_dir` is served, relative to `site.url` or absolute.",
+        default="feeds/",
+    )
+    stylesheet = Boolean(
+        doc="Write `feed.xsl` and reference it from the RSS and Atom feeds, so a person who "
+        'opens a feed in a browser sees a readable page with a "copy this address into your '
+        'feed reader" hint.',
+        default=True,
+    )
+
+
+class SenderOptions(Section):
+    name = Derived(Text(doc="Sender name."), "`newsletter.title`")
+    email = Derived(
+        Email(doc="Sender address (required one way or the other)."), "`site.author.email`"
+    )
+
+
+class NewsletterOptions(Section):
+    title = Derived(
+        Text(doc="The newsletter's name, in the header, footer and `List-Id`."), "`site.title`"
+    )
+    sender = Sub(SenderOptions, key="from")
+    subject = Pattern(
+        SUBJECT_FIELDS, doc="Subject pattern.", default="{title} #{number}: {lead_title}"
+    )
+    template = Text(
+        doc="Template set in `templates_dir` (or built in): "
+        "`NAME.html.j2`, `NAME.txt.j2`, `NAME.css`.",
+        default="digest",
+    )
+    content = Choice(
+        ("summary", "full"),
+        doc="`summary`, or `full` for each post's whole HTML in the email "
+        "(the text part always has summaries).",
+        default="summary",
+    )
+    schedule = Cron(
+        doc="When the daemon sends: five cron fields (minute hour day month weekday) "
+        "in `site.timezone`.",
+        default="0 8 * * mon",
+    )
+    reply_to = Email(doc="`Reply-To` address.", default=None)
+    max_posts = Integer(doc="Posts shown in one issue.", default=10, minimum=1)
+    unsubscribe_url = TokenUrl(
+        doc="Unsubscribe link pattern, relative to `site.url` or absolute; must hold `{token}`.",
+        default="newsletter/unsubscribe/{token}",
+    )
+    manage_url = TokenUrl(
+        doc="Subscription settings link pattern; must hold `{token}`.",
+        default="newsletter/manage/{token}",
+    )
+    unsubscribe_email = Derived(
+        Email(doc="The `mailto:` address in `List-Unsubscribe`."), "`newsletter.from.email`"
+    )
+    postal_address = Text(
+        doc="Postal address shown in the footer (anti-spam laws ask for one).", default=""
+    )
+    default_name = Text(
+        doc="Used in the greeting for subscribers who gave no name.", default="there"
+    )
+    list_id = Derived(Text(doc="The `List-Id` identifier."), "`newsletter.<from domain>`")
+
+
+class StateOptions(Section):
+    path = Text(
+        doc="The SQLite state file: subscribers, issues, the posts each covered, deliveries.",
+        default="state/feedpub.db",
+    )
+
+
+class DkimOptions(Section):
+    selector = Text(
+        doc="The DKIM selector: the public key is published at `SELECTOR._domainkey.DOMAIN`."
+    )
+    domain = Text(doc="The signing domain (`d=`).")
+    key_file = Text(doc="The RSA private key, in PEM.")
+
+
+class SmtpOptions(Section):
+    host = Text(doc="The mail server.")
+    port = Derived(Port(doc="The mail server's port."), "587 (465 with `tls`)")
+    security = Choice(
+        ("starttls", "tls", "none"),
+        doc="`starttls`, `tls` (implicit TLS) or `none`.",
+        default="starttls",
+    )
+    username = Derived(Text(doc="Log in with this user name (AUTH)."), "none")
+    password = Refused(
+        "secrets never go in this file; name an environment variable in smtp.password_env instead"
+    )
+    password_env = Text(
+        doc="The environment variable holding the password.", default="FEEDPUB_SMTP_PASSWORD"
+    )
+    timeout = Number(doc="Seconds to wait for the server.", default=30, minimum=1)
+    rate_limit = Number(doc="Messages per second at most; `0` for no limit.", default=0, minimum=0)
+    max_attempts = Integer(
+        doc="Tries per message in one run when the server answers 4xx or the connection drops; "
+        "then the message waits for the next run.",
+        default=4,
+        minimum=1,
+    )
+    retry_delay = Number(
+        doc="Seconds before the first retry, doubled for each further one (at most 60).",
+        default=2,
+        minimum=0,
+    )
+    ca_file = Derived(
+        Text(doc="A CA certificate file to trust, for servers with a private certificate."),
+        "system store",
+    )
+    dkim = OptionalSub(DkimOptions)
+
+
+class ScheduleOptions(Section):
+    build = BuildSchedule(
+        doc="How often the daemon rebuilds the feeds: an interval (`90s`, `15m`, `2h`, "
+        "at least 10 s) or five cron fields as in `newsletter.schedule`, in `site.timezone`.",
+        default="15m",
+    )
+
+
+class WebOptions(Section):
+    host = Text(doc="The address `feedpub serve` listens on.", default="127.0.0.1")
+    port = Port(doc="The port `feedpub serve` listens on.", default=8080)
+    public_url = Derived(
+        AbsoluteUrl(
+            doc="The address people reach the web app at; confirmation links start with it."
+        ),
+        "`site.url`",
+    )
+    secret_env = Text(
+        doc="The environment variable with the secret (at least 32 bytes) "
+        "that signs the form tokens and their cookies.",
+        default="FEEDPUB_SECRET_KEY",
+    )
+    confirm_hours = Integer(doc="How long a confirmation link works.", default=48, minimum=1)
+    trusted_proxies = Networks(
+        doc="The reverse proxies whose `X-Forwarded-For` header may name the client: "
+        "a list of IP addresses or CIDR networks, IPv4 or IPv6 "
+        "(`127.0.0.1`, `10.0.0.0/8`, `::1`).",
+        default=[],
+    )
+
+
+class ConfigOptions(Section):
+    """The whole file."""
+
+    site = Sub(SiteOptions)
+    content = Sub(ContentOptions)
+    feeds = Sub(FeedsOptions)
+    templates_dir = Text(doc="Your templates.", default="templates")
+    newsletter = OptionalSub(NewsletterOptions)
+    state = Sub(StateOptions)
+    outbox_dir = Text(
+        doc="Without an `smtp` section, each message is written here "
+        "as an `.eml` file instead of sent.",
+        default="outbox",
+    )
+    smtp = OptionalSub(SmtpOptions)
+    schedule = Sub(ScheduleOptions)
+    web = Sub(WebOptions)
