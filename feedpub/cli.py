@@ -148,10 +148,11 @@ def build(config_path: Path, strict: bool, quiet: bool) -> None:
     what changed; it never changes the output, and may be deleted at any time.
     """
     from feedpub.build import build_feeds
+    from feedpub.buildcache import BuildCache
 
     config = _load(config_path)
     now = datetime.now(UTC)
-    report = build_feeds(config, now, strict=strict)
+    report = build_feeds(config, now, BuildCache(), strict=strict)  # loaded from disk
     _report(report.problems)
     if not quiet:
         click.echo(

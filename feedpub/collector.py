@@ -7,19 +7,17 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import astuple, dataclass, fields
 from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any, NamedTuple
 
 from feedpub.config import ContentConfig, SiteConfig
 from feedpub.content.text import normalise_title, term_slug
 from feedpub.errors import ContentError
 from feedpub.model import Author, Image, Post, Problem, Severity
-
-if TYPE_CHECKING:
-    from concurrent.futures import ProcessPoolExecutor
+from feedpub.workers import forked_map, worth_forking
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,6 +44,15 @@ class Filters:
 POST_FIELDS = tuple(f.name for f in fields(Post) if f.name not in ("author", "cover"))
 # Below this many files, starting worker processes costs more than it saves.
 PARALLEL_FROM = 400
+
+
+class FileStat(NamedTuple):
+    """A content file's path relative to the content folder, size and
+    modification time (nanoseconds): what tells that it changed."""
+
+    rel: str
+    size: int
+    mtime: int
 
 
 def glob_pattern(pattern: str) -> re.Pattern[str]:
@@ -83,14 +90,12 @@ def _any_of(patterns: Sequence[str]) -> re.Pattern[str] | None:
     return re.compile("|".join(f"(?:{glob_pattern(p).pattern})" for p in patterns))
 
 
-def _walk(
-    directory: Path, include: Sequence[str], exclude: Sequence[str]
-) -> list[tuple[str, int, int]]:
+def _walk(directory: Path, include: Sequence[str], exclude: Sequence[str]) -> list[FileStat]:
     """Matching files with their size and modification time (nanoseconds), sorted
     by path; one stat call each, no pathlib objects (a site may hold 100,000 posts)."""
     wanted = _any_of(include)
     unwanted = _any_of(exclude)
-    found: list[tuple[str, int, int]] = []
+    found: list[FileStat] = []
 
     def walk(folder: str, prefix: str) -> None:
         try:
@@ -112,7 +117,7 @@ def _walk(
                     stat = entry.stat()
                 except OSError:
                     continue  # gone since the folder was listed
-                found.append((rel, stat.st_size, stat.st_mtime_ns))
+                found.append(FileStat(rel, stat.st_size, stat.st_mtime_ns))
 
     walk(str(directory), "")
     found.sort()
@@ -131,11 +136,20 @@ class FileResult:
     head: bytes | None = None
 
 
+@dataclass(frozen=True, slots=True)
+class IndexedFile:
+    """A file's result as read when the file had this size and modification time."""
+
+    size: int
+    mtime: int
+    result: FileResult
+
+
 # A FileResult as plain tuples (see freeze).
 Frozen = tuple[tuple[Any, ...] | None, tuple[Any, ...], bytes | None]
 
 
-def scan(content: ContentConfig) -> list[tuple[str, int, int]]:
+def scan(content: ContentConfig) -> list[FileStat]:
     """Every content file with its size and modification time, sorted by path."""
     return _walk(content.dir, content.include, content.exclude)
 
@@ -160,17 +174,6 @@ def read_one(content: ContentConfig, site: SiteConfig, rel: str, bodies: bool = 
             rel, None, (Problem(str(path), f"cannot be read: {exc.strerror or exc}"),)
         )
     return FileResult(rel, post, tuple(warnings), head)
-
-
-def read_head(content: ContentConfig, rel: str) -> bytes | None:
-    """The digest of a file's head (see FileResult), without reading its front matter."""
-    from feedpub.content.front import head_digest
-    from feedpub.content.post import read_text
-
-    try:
-        return head_digest(read_text(content.dir / rel))
-    except (ContentError, OSError):
-        return None
 
 
 def freeze(result: FileResult) -> Frozen:
@@ -202,34 +205,53 @@ def thaw(
     return FileResult(rel, Post(**fields), found, head)
 
 
-def _read_frozen(
-    content: ContentConfig, site: SiteConfig, rels: list[str], bodies: bool
-) -> list[tuple[str, Frozen]]:
-    return [(rel, freeze(read_one(content, site, rel, bodies))) for rel in rels]
-
-
-def worth_forking(count: int, threshold: int) -> bool:
-    """Whether ``count`` pieces of work repay starting worker processes."""
-    return count >= threshold and (os.cpu_count() or 1) > 1
+def _read_frozen(shared: tuple[ContentConfig, SiteConfig, Sequence[str], bool], at: int) -> Frozen:
+    content, site, rels, bodies = shared
+    return freeze(read_one(content, site, rels[at], bodies))
 
 
 def read_files(
-    content: ContentConfig, site: SiteConfig, rels: Sequence[str], *, bodies: bool = True
+    content: ContentConfig,
+    site: SiteConfig,
+    rels: Sequence[str],
+    *,
+    bodies: bool = True,
+    parallel: bool | None = None,
 ) -> list[FileResult]:
     """Read ``rels`` in order, over every core when there are many.
 
     ``bodies=False`` leaves each post's body empty: builds that render only the
     posts some feed shows fetch those bodies later (content.post.read_body).
     """
-    if not worth_forking(len(rels), PARALLEL_FROM):
+    if not worth_forking(len(rels), PARALLEL_FROM, parallel):
         return [read_one(content, site, rel, bodies) for rel in rels]
-    size = -(-len(rels) // 16)
-    chunks = [list(rels[i : i + size]) for i in range(0, len(rels), size)]
-    with worker_pool() as pool:
-        parts = list(
-            pool.map(_read_frozen, *zip(*[(content, site, c, bodies) for c in chunks], strict=True))
-        )
-    return [thaw(rel, *frozen) for part in parts for rel, frozen in part]
+    import feedpub.content.post  # noqa: F401  (before the fork: see forked_map)
+
+    frozen = forked_map(_read_frozen, (content, site, rels, bodies), len(rels))
+    return [thaw(rel, *row) for rel, row in zip(rels, frozen, strict=True)]
+
+
+def read_changed(
+    content: ContentConfig,
+    site: SiteConfig,
+    stats: Sequence[FileStat],
+    known: Mapping[str, IndexedFile],
+    parallel: bool | None = None,
+) -> tuple[dict[str, IndexedFile], int]:
+    """Every file's result by path, in path order: from ``known`` while the file
+    keeps its size and time there, else read now; and how many were read."""
+
+    def current(stat: FileStat) -> bool:
+        entry = known.get(stat.rel)
+        return entry is not None and (entry.size, entry.mtime) == (stat.size, stat.mtime)
+
+    stale = [stat for stat in stats if not current(stat)]
+    fresh = read_files(content, site, [s.rel for s in stale], bodies=False, parallel=parallel)
+    index = {stat.rel: known[stat.rel] for stat in stats if current(stat)}
+    index.update(
+        (s.rel, IndexedFile(s.size, s.mtime, r)) for s, r in zip(stale, fresh, strict=True)
+    )
+    return {stat.rel: index[stat.rel] for stat in stats}, len(stale)
 
 
 def assemble(results: Sequence[FileResult], files: int) -> Collection:
@@ -264,24 +286,6 @@ def collect(content: ContentConfig, site: SiteConfig) -> Collection:
         return Collection((), (problem,), 0)
     files = find_files(content.dir, content.include, content.exclude)
     return assemble(read_files(content, site, files), len(files))
-
-
-def worker_pool() -> ProcessPoolExecutor:
-    """Worker processes, one per core, forked so that they start at once.
-
-    What the workers run is imported here first (feeds.load_renderers for feed
-    workers): a child that imported while another thread of the parent (the
-    daemon's web server, say) held the import lock at the fork would wait forever.
-    """
-    import multiprocessing  # here: a build with nothing to do need not import them
-    from concurrent.futures import ProcessPoolExecutor
-
-    import feedpub.content.post
-    import feedpub.content.render  # noqa: F401
-
-    return ProcessPoolExecutor(
-        min(os.cpu_count() or 1, 8), mp_context=multiprocessing.get_context("fork")
-    )
 
 
 @dataclass(frozen=True, slots=True)

@@ -10,9 +10,10 @@ import functools
 import html
 import json
 from collections import Counter, defaultdict
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, replace
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
+from types import MappingProxyType
 from typing import Any
 from urllib.parse import quote, urlsplit
 
@@ -88,9 +89,17 @@ def _term_spec(site: SiteConfig, feeds: FeedsConfig, folder: str, name: str) -> 
     return _spec(site, feeds, folder, f"{name} · {site.title}", f"{site.title}: {name}")
 
 
-def plan_feeds(published: Sequence[Post], site: SiteConfig, feeds: FeedsConfig) -> list[FeedPlan]:
+def plan_feeds(
+    published: Sequence[Post],
+    site: SiteConfig,
+    feeds: FeedsConfig,
+    names: Mapping[str, str] = MappingProxyType({}),
+) -> list[FeedPlan]:
     """The site feed and one feed per tag or category term, each with the newest
-    ``feeds.limit`` of ``published`` (already in feed order)."""
+    ``feeds.limit`` of ``published`` (already in feed order).
+
+    A term is named by its most used spelling, or by ``names`` (by folder) where
+    that was told from more posts than ``published`` holds."""
     plans = [
         FeedPlan(
             "",
@@ -102,62 +111,26 @@ def plan_feeds(published: Sequence[Post], site: SiteConfig, feeds: FeedsConfig) 
         members: dict[str, list[Post]] = {}
         spellings: defaultdict[str, Counter[str]] = defaultdict(Counter)
         for post in published:
-            for slug, name in _terms_of(post, taxonomy).items():
+            for slug, name in terms_of(post, taxonomy).items():
                 members.setdefault(slug, []).append(post)
                 spellings[slug][name] += 1
         for slug in sorted(members):
-            name = min(spellings[slug].items(), key=lambda pair: (-pair[1], pair[0]))[0]
             folder = f"{taxonomy}/{slug}/"
+            name = names.get(folder) or _most_used(spellings[slug])
             spec = _term_spec(site, feeds, folder, name)
             plans.append(FeedPlan(folder, spec, tuple(members[slug][: feeds.limit]), name))
     return plans
 
 
-def _terms_of(post: Post, taxonomy: str) -> dict[str, str]:
-    """The post's terms in ``taxonomy``, by slug, as plan_feeds counts them."""
+def _most_used(spellings: Counter[str]) -> str:
+    """A term's name: its most used spelling, the first in code-point order on a tie."""
+    return min(spellings.items(), key=lambda pair: (-pair[1], pair[0]))[0]
+
+
+def terms_of(post: Post, taxonomy: str) -> dict[str, str]:
+    """The post's terms in ``taxonomy`` as spelled there, by slug."""
     names = post.tags if taxonomy == "tags" else post.categories
     return {term_slug(n): n for n in names}
-
-
-def _place(feeds: FeedsConfig, folder: str) -> tuple[int, str]:
-    """Where plan_feeds puts a feed: the site's first, then each taxonomy's by slug."""
-    if not folder:
-        return (-1, "")
-    taxonomy, slug = folder[:-1].split("/", 1)
-    return (feeds.taxonomies.index(taxonomy), slug)
-
-
-def plan_with(
-    plans: Sequence[FeedPlan], post: Post, site: SiteConfig, feeds: FeedsConfig
-) -> list[FeedPlan] | None:
-    """What plan_feeds gives when ``post`` is published besides the posts that
-    made ``plans``, none of them the same story: or None where that cannot be
-    told from the plans alone (the post spells a term otherwise than its name,
-    and the term's name goes by what all its posts say)."""
-    by_folder = {plan.folder: plan for plan in plans}
-    for taxonomy in feeds.taxonomies:
-        for slug, name in _terms_of(post, taxonomy).items():
-            folder = f"{taxonomy}/{slug}/"
-            plan = by_folder.get(folder)
-            if plan is None:
-                spec = _term_spec(site, feeds, folder, name)
-                by_folder[folder] = FeedPlan(folder, spec, (post,), name)
-            elif plan.name != name:
-                return None
-            else:
-                by_folder[folder] = replace(plan, posts=_inserted(plan.posts, post, feeds.limit))
-    site_plan = by_folder[""]
-    by_folder[""] = replace(site_plan, posts=_inserted(site_plan.posts, post, feeds.limit))
-    return sorted(by_folder.values(), key=lambda plan: _place(feeds, plan.folder))
-
-
-def _inserted(posts: tuple[Post, ...], post: Post, limit: int) -> tuple[Post, ...]:
-    """``posts`` (newest first, ties in path order) with ``post`` in its place,
-    at most ``limit`` of them."""
-    at = 0
-    while at < len(posts) and (posts[at].date, post.rel_path) > (post.date, posts[at].rel_path):
-        at += 1
-    return (*posts[:at], post, *posts[at:])[:limit]
 
 
 def updated(items: Sequence[RenderedPost]) -> datetime:

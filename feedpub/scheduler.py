@@ -32,6 +32,7 @@ from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 
 from feedpub.build import BuildReport, build_feeds
+from feedpub.buildcache import BuildCache
 from feedpub.config import Config, IntervalSchedule, load_config
 from feedpub.confirmations import ConfirmationSender
 from feedpub.cron import CronSchedule
@@ -203,7 +204,7 @@ def run_once(
     config: Config, make_deliverer: Callable[[Config], Deliverer], now: Callable[[], datetime]
 ) -> tuple[BuildReport, SendReport | None]:
     """'feedpub run': build the feeds, then send the digest if one is due."""
-    build = build_feeds(config, now())
+    build = build_feeds(config, now(), BuildCache())  # loaded from disk
     if config.newsletter is None:
         return build, None
     with Store(config.state_path) as store:
@@ -271,6 +272,7 @@ class Daemon:
         self.make_deliverer = make_deliverer
         self.clock = clock
         self.stopping = threading.Event()
+        self.build_cache = BuildCache()  # kept for the daemon's life
         self.scheduler = BackgroundScheduler(timezone=config.site.timezone)
         self.scheduler.add_listener(
             self._job_event, EVENT_JOB_ERROR | EVENT_JOB_MISSED | EVENT_JOB_MAX_INSTANCES
@@ -325,7 +327,7 @@ class Daemon:
 
     def _build(self) -> None:
         log.info("build started", extra={"fields": {"job": BUILD_JOB, "event": "start"}})
-        report = build_feeds(self.config, self.clock())
+        report = build_feeds(self.config, self.clock(), self.build_cache)
         log.info(
             "build finished: " + build_summary(report),
             extra={

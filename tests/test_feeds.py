@@ -11,6 +11,7 @@ import pytest
 from lxml import etree
 
 from feedpub.build import build_feeds
+from feedpub.buildcache import BuildCache
 from feedpub.config import Config, load_config
 from feedpub.errors import OutputError
 from feedpub.output import MANIFEST_NAME, write_atomic
@@ -49,7 +50,7 @@ def _tree(root: Path) -> dict[str, bytes]:
 
 @pytest.fixture
 def sample(tmp_path: Path) -> Path:
-    build_feeds(_config(tmp_path), NOW)
+    build_feeds(_config(tmp_path), NOW, BuildCache())
     return tmp_path / "out"
 
 
@@ -164,7 +165,7 @@ def test_term_feeds(sample: Path) -> None:
 
 
 def test_limit_and_summary_only(tmp_path: Path) -> None:
-    build_feeds(_config(tmp_path, limit=2, full_content=False), NOW)
+    build_feeds(_config(tmp_path, limit=2, full_content=False), NOW, BuildCache())
     out = tmp_path / "out"
     rss = check_rss((out / "rss.xml").read_bytes(), "https://example.org/feeds/rss.xml")
     assert len(rss.findall("channel/item")) == 2
@@ -178,19 +179,19 @@ def test_limit_and_summary_only(tmp_path: Path) -> None:
 
 
 def test_builds_are_byte_identical(tmp_path: Path) -> None:
-    build_feeds(_config(tmp_path / "a"), NOW)
-    build_feeds(_config(tmp_path / "b"), NOW)
+    build_feeds(_config(tmp_path / "a"), NOW, BuildCache())
+    build_feeds(_config(tmp_path / "b"), NOW, BuildCache())
     first, second = _tree(tmp_path / "a" / "out"), _tree(tmp_path / "b" / "out")
     assert first and first == second
 
 
 def test_unchanged_files_are_not_rewritten(tmp_path: Path) -> None:
     config = _config(tmp_path)
-    first = build_feeds(config, NOW).feeds
+    first = build_feeds(config, NOW, BuildCache()).feeds
     stamps = {
         p: (p.stat().st_mtime_ns, p.stat().st_ino) for p in config.feeds.output_dir.rglob("*.*")
     }
-    second = build_feeds(config, NOW).feeds
+    second = build_feeds(config, NOW, BuildCache()).feeds
     assert second.written == () and second.removed == ()
     assert len(second.unchanged) == len(first.written) == len(stamps) - 1  # and the manifest
     assert {p: (p.stat().st_mtime_ns, p.stat().st_ino) for p in stamps} == stamps
@@ -211,7 +212,7 @@ def test_an_unwritable_output_folder_is_a_clear_error(tmp_path: Path) -> None:
     blocker = tmp_path / "out"
     blocker.write_text("a file where the folder should be")
     with pytest.raises(OutputError) as caught:
-        build_feeds(_config(tmp_path), NOW)
+        build_feeds(_config(tmp_path), NOW, BuildCache())
     assert str(caught.value).startswith("cannot write ")
 
 
@@ -224,18 +225,18 @@ def _copy_content(tmp_path: Path) -> Path:
 def test_feeds_of_terms_without_posts_are_removed(tmp_path: Path) -> None:
     content = _copy_content(tmp_path)
     config = _config(tmp_path, content)
-    build_feeds(config, NOW)
+    build_feeds(config, NOW, BuildCache())
     out = config.feeds.output_dir
     (out / "index.html").write_text("the site's own file")
     assert (out / "tags" / "microsoft").is_dir()
     post = content / "posts" / "microsoft-ai-safety-ranking.md"
     post.write_text(post.read_text().replace('"Microsoft", ', ""))
-    report = build_feeds(config, NOW).feeds
+    report = build_feeds(config, NOW, BuildCache()).feeds
     assert not (out / "tags" / "microsoft").exists()
     assert sorted(report.removed) == [f"tags/microsoft/{name}" for name in sorted(FEED_FILES)]
     assert (out / "index.html").read_text() == "the site's own file"
     (post).unlink()
-    report = build_feeds(config, NOW).feeds
+    report = build_feeds(config, NOW, BuildCache()).feeds
     assert not (out / "tags" / "安全").exists()
 
 
@@ -251,7 +252,7 @@ def test_odd_content_never_breaks_a_feed(tmp_path: Path) -> None:
         encoding="utf-8",
     )
     config = _config(tmp_path, content)
-    build_feeds(config, NOW)
+    build_feeds(config, NOW, BuildCache())
     out = config.feeds.output_dir
     expected_title = ODD_TITLE.replace("\x01", "")
     for path in out.rglob("*"):
@@ -277,7 +278,7 @@ def test_rss_plain_text_uses_hexadecimal_references(sample: Path) -> None:
 def test_a_site_without_posts_still_has_valid_feeds(tmp_path: Path) -> None:
     content = tmp_path / "content"
     content.mkdir()
-    build_feeds(_config(tmp_path, content), NOW)
+    build_feeds(_config(tmp_path, content), NOW, BuildCache())
     out = tmp_path / "out"
     assert sorted(p.name for p in out.iterdir()) == [
         MANIFEST_NAME,

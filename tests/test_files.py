@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from feedpub.build import build_feeds
+from feedpub.buildcache import BuildCache
 from feedpub.delivery import OutboxDeliverer
 from feedpub.output import MANIFEST_NAME, read_manifest, write_atomic, write_once
 from tests.conftest import NOW, sample_site
@@ -42,7 +43,7 @@ def _files(root: Path) -> set[str]:
 
 def test_feeds_are_public_and_the_build_cache_is_private(tmp_path: Path, umask: int) -> None:
     config = sample_site(tmp_path)
-    build_feeds(config, NOW)
+    build_feeds(config, NOW, BuildCache())
     out = config.feeds.output_dir
     files = [out / rel for rel in _files(out)]
     names = {p.name for p in files}
@@ -71,7 +72,7 @@ def test_folders_that_exist_keep_their_mode(tmp_path: Path, umask: int) -> None:
     config.feeds.output_dir.mkdir(mode=0o700)  # the site keeps its feeds to itself
     config.outbox_dir.mkdir()
     os.chmod(config.outbox_dir, 0o750)
-    build_feeds(config, NOW)
+    build_feeds(config, NOW, BuildCache())
     OutboxDeliverer(config.outbox_dir).send(MESSAGE, "digest@example.org", "ada@example.net", "m")
     assert _mode(config.feeds.output_dir) == 0o700
     assert _mode(config.outbox_dir) == 0o750
@@ -119,24 +120,24 @@ def test_files_feedpub_did_not_write_survive_every_build(tmp_path: Path) -> None
     config = sample_site(tmp_path)
     out = config.feeds.output_dir
     _place(out, HAND_PLACED)
-    cold = build_feeds(config, NOW)
+    cold = build_feeds(config, NOW, BuildCache())
     assert cold.feeds.removed == () and len(cold.feeds.written) == 52
     _assert_manifest_lists_the_builds_files(out)
 
     post = config.content.dir / "posts" / "microsoft-ai-safety-ranking.md"
     post.write_text(post.read_text() + "\nOne more line.\n")
-    warm = build_feeds(config, NOW)  # the cache's short road
+    warm = build_feeds(config, NOW, BuildCache())  # the cache's short road
     assert warm.feeds.removed == () and "rss.xml" in warm.feeds.written
     _assert_manifest_lists_the_builds_files(out)
 
     post.write_text(post.read_text().replace('"Microsoft", ', ""))
-    retagged = build_feeds(config, NOW)  # a tag disappears: feedpub's own feeds go
+    retagged = build_feeds(config, NOW, BuildCache())  # a tag disappears: feedpub's own feeds go
     assert retagged.feeds.removed == tuple(f"tags/microsoft/{n}" for n in sorted(FEED_FILES))
     assert not (out / "tags" / "microsoft").exists()
     _assert_manifest_lists_the_builds_files(out)
 
     plain = replace(config, feeds=replace(config.feeds, stylesheet=False))
-    assert build_feeds(plain, NOW).feeds.removed == ("feed.xsl",)
+    assert build_feeds(plain, NOW, BuildCache()).feeds.removed == ("feed.xsl",)
     _assert_manifest_lists_the_builds_files(out)
 
 
@@ -145,11 +146,11 @@ def test_a_folder_without_a_manifest_loses_nothing_this_build_did_not_write(
 ) -> None:
     config = sample_site(tmp_path)
     out = config.feeds.output_dir
-    build_feeds(config, NOW, use_cache=False)
+    build_feeds(config, NOW, None)
     (out / MANIFEST_NAME).unlink()  # as a folder an older release wrote
     post = config.content.dir / "posts" / "microsoft-ai-safety-ranking.md"
     post.write_text(post.read_text().replace('"Microsoft", ', ""))
-    report = build_feeds(config, NOW, use_cache=False)
+    report = build_feeds(config, NOW, None)
     assert report.feeds.removed == ()
     assert (out / "tags" / "microsoft" / "rss.xml").exists()  # not known to be feedpub's
     assert "tags/microsoft/rss.xml" not in read_manifest(out)
@@ -159,13 +160,13 @@ def test_a_folder_without_a_manifest_loses_nothing_this_build_did_not_write(
 def test_a_build_with_nothing_to_do_restores_the_manifest(tmp_path: Path) -> None:
     config = sample_site(tmp_path)
     out = config.feeds.output_dir
-    build_feeds(config, NOW)
+    build_feeds(config, NOW, BuildCache())
     listed = read_manifest(out)
     (out / MANIFEST_NAME).unlink()
-    assert build_feeds(config, NOW).feeds.written == ()
+    assert build_feeds(config, NOW, BuildCache()).feeds.written == ()
     assert read_manifest(out) == listed
     (out / MANIFEST_NAME).write_text("[damaged")
-    assert build_feeds(config, NOW).feeds.written == ()
+    assert build_feeds(config, NOW, BuildCache()).feeds.written == ()
     assert read_manifest(out) == listed
 
 
@@ -174,7 +175,7 @@ def test_a_build_removes_nothing_outside_its_folder(tmp_path: Path) -> None:
     precious = tmp_path / "precious.txt"
     precious.write_text("not feedpub's")
     _place(config.feeds.output_dir, {MANIFEST_NAME: b'["rss.xml", "../precious.txt"]'})
-    assert build_feeds(config, NOW).feeds.removed == ()
+    assert build_feeds(config, NOW, BuildCache()).feeds.removed == ()
     assert precious.read_text() == "not feedpub's"
 
 

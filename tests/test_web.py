@@ -14,6 +14,7 @@ from httpx2 import Response
 from starlette.testclient import TestClient
 
 from feedpub.build import build_feeds
+from feedpub.buildcache import BuildCache
 from feedpub.config import Config
 from feedpub.confirmations import ConfirmationReport, ConfirmationSender
 from feedpub.delivery import OutboxDeliverer
@@ -28,7 +29,7 @@ SECRET = "test-secret-not-for-production"
 @pytest.fixture
 def site(tmp_path: Path) -> Config:
     config = sample_site(tmp_path)
-    build_feeds(config, NOW)
+    build_feeds(config, NOW, BuildCache())
     return config
 
 
