@@ -18,6 +18,7 @@ from feedpub import templating
 from feedpub.config import Config
 from feedpub.delivery import Deliverer
 from feedpub.errors import FeedpubError
+from feedpub.locale import load_catalog
 from feedpub.mail import build_confirmation, message_name
 from feedpub.store import Store, SubscribeRequest
 
@@ -60,6 +61,7 @@ class ConfirmationSender:
         self.make_deliverer = make_deliverer
         self.clock = clock
         self.env = templating.environment(config.templates_dir)
+        self.gettext = load_catalog(config.site.language).gettext
 
     def run(self) -> ConfirmationReport:
         report = ConfirmationReport()
@@ -102,6 +104,7 @@ class ConfirmationSender:
             request.name,
             link,
             now,
+            self.gettext("Confirm your subscription: %(title)s") % {"title": self.newsletter.title},
             templating.render(self.env, "confirm.txt.j2", context),
             templating.render(self.env, "confirm.html.j2", context),
         )

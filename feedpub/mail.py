@@ -115,14 +115,15 @@ def build_confirmation(
     name: str,
     link: str,
     now: datetime,
+    subject: str,
     text: str,
     html_body: str,
 ) -> EmailMessage:
-    """The double opt-in message: rendered text and HTML, sent to one address."""
+    """The double opt-in message: its subject, rendered text and HTML, sent to one address."""
     message = EmailMessage(policy=SMTP_POLICY)
     message["From"] = Address(_clean(newsletter.sender_name), addr_spec=newsletter.sender_email)
     message["To"] = Address(_clean(name), addr_spec=email)
-    message["Subject"] = _clean(f"Confirm your subscription: {newsletter.title}")
+    message["Subject"] = _clean(subject)
     message["Date"] = format_datetime(now)
     domain = newsletter.sender_email.rpartition("@")[2]
     # The link holds a random nonce: 128 bits of its digest name this message alone.

@@ -1,19 +1,27 @@
-"""jinja2 for every template feedpub renders: the digest, its email and the web pages."""
+"""jinja2 for every template feedpub renders: the digest, its email and the web pages.
+
+Chrome text is marked with ``_()``, ``ngettext()``, ``pgettext()`` or ``{% trans %}``
+and comes from the message catalog of the rendered ``site.language``; dates go
+through the ``format_date`` filter.
+"""
 
 from __future__ import annotations
 
+from datetime import date
 from pathlib import Path
 from typing import Any
 
 import jinja2
 
 from feedpub.errors import RenderError
+from feedpub.locale import Catalog, Catalogs
 from feedpub.theme import builtin_templates_dir
 
 
 def environment(templates_dir: Path, **filters: Any) -> jinja2.Environment:
     """A jinja2 environment over the site's templates and the built-in ones;
-    autoescaping for ``*.html.j2``, undefined names are errors."""
+    autoescaping for ``*.html.j2``, undefined names are errors, chrome text
+    from the message catalogs."""
     loader = jinja2.ChoiceLoader(
         [jinja2.FileSystemLoader(templates_dir), jinja2.FileSystemLoader(builtin_templates_dir())]
     )
@@ -24,9 +32,43 @@ def environment(templates_dir: Path, **filters: Any) -> jinja2.Environment:
         trim_blocks=True,
         lstrip_blocks=True,
         keep_trailing_newline=True,
+        extensions=["jinja2.ext.i18n"],
     )
+    _install_catalogs(env, Catalogs())
     env.filters.update(filters)
     return env
+
+
+def _install_catalogs(env: jinja2.Environment, catalogs: Catalogs) -> None:
+    """gettext functions and the ``format_date`` filter, each reading the catalog
+    of the language of the site in the context being rendered."""
+
+    def catalog(context: jinja2.runtime.Context) -> Catalog:
+        return catalogs.for_language(context["site"].language)
+
+    @jinja2.pass_context
+    def gettext(context: jinja2.runtime.Context, message: str) -> str:
+        return catalog(context).gettext(message)
+
+    @jinja2.pass_context
+    def ngettext(context: jinja2.runtime.Context, singular: str, plural: str, count: int) -> str:
+        return catalog(context).ngettext(singular, plural, count)
+
+    @jinja2.pass_context
+    def pgettext(context: jinja2.runtime.Context, message_context: str, message: str) -> str:
+        return catalog(context).pgettext(message_context, message)
+
+    @jinja2.pass_context
+    def format_date(context: jinja2.runtime.Context, day: date | str) -> str:
+        """A date, or one written as YYYY-MM-DD, as the language writes dates."""
+        return catalog(context).format_date(
+            day if isinstance(day, date) else date.fromisoformat(day)
+        )
+
+    env.install_gettext_callables(  # type: ignore[attr-defined]
+        gettext=gettext, ngettext=ngettext, pgettext=pgettext, newstyle=True
+    )
+    env.filters["format_date"] = format_date
 
 
 def render(env: jinja2.Environment, name: str, context: dict[str, Any]) -> str:

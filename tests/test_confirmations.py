@@ -76,5 +76,5 @@ def test_confirmations_are_dkim_signed(tmp_path: Path, site: Config) -> None:  #
         report = _sender(replace(site, smtp=_smtp(server.port, dkim=settings_dkim))).run()
     assert report.sent == 1
     (received,) = server.handler.received
-    assert received.message["Subject"].startswith("Confirm your subscription")
+    assert received.message["Subject"] == "确认订阅《AI 新闻速递 · AI News Digest》"
     assert dkim.verify(received.data, dnsfunc=dns)

@@ -163,7 +163,7 @@ def test_subscribe_confirm_and_unsubscribe(site: Config) -> None:
         assert store.subscriber("new@example.net").status == "pending"  # type: ignore[union-attr]
     (mail,) = _mails(site)
     assert mail["To"] == "New Reader <new@example.net>"
-    assert mail["Subject"] == "Confirm your subscription: AI 新闻速递 · AI News Digest"
+    assert mail["Subject"] == "确认订阅《AI 新闻速递 · AI News Digest》"
     link = _confirm_link(mail)
     shown = client.get(link)  # a link scanner's GET confirms nothing
     assert shown.status_code == 200 and "<button" in shown.text
@@ -176,7 +176,7 @@ def test_subscribe_confirm_and_unsubscribe(site: Config) -> None:
     assert subscriber is not None and subscriber.status == "active"
     assert subscriber.token in confirmed.text  # the manage and unsubscribe links
     again = client.get(link)  # single use: a second click opens nothing
-    assert again.status_code == 200 and "Already confirmed" in again.text
+    assert again.status_code == 200 and "已经确认过了" in again.text
     assert subscriber.token not in again.text
     spent = client.post(link, data={"csrf": _csrf(client, "/newsletter/subscribe")})
     assert spent.status_code == 200 and subscriber.token not in spent.text
@@ -191,7 +191,7 @@ def test_subscribe_confirm_and_unsubscribe(site: Config) -> None:
         assert store.subscriber("new@example.net").status == "unsubscribed"  # type: ignore[union-attr]
     # The old links open nothing now: the token was retired when they left.
     assert client.get(f"/newsletter/manage/{subscriber.token}").status_code == 404
-    assert "Already confirmed" in client.get(link).text
+    assert "已经确认过了" in client.get(link).text
 
 
 def test_the_confirmation_link_does_not_carry_the_subscriber_token(site: Config) -> None:
@@ -228,9 +228,9 @@ def test_resubscribing_retires_the_old_links(site: Config) -> None:
         second = store.subscriber("twice@example.net")
     assert second is not None and second.status == "pending" and second.token != first.token
     csrf = _csrf(client, "/newsletter/subscribe")
-    assert "Already confirmed" in client.post(used, data={"csrf": csrf}).text
+    assert "已经确认过了" in client.post(used, data={"csrf": csrf}).text
     stale = client.post(unused, data={"csrf": csrf})
-    assert stale.status_code == 400 and "This link is not valid" in stale.text
+    assert stale.status_code == 400 and "链接无效" in stale.text
     with Store(site.state_path) as store:
         assert store.subscriber("twice@example.net").status == "pending"  # type: ignore[union-attr]
     assert client.get(f"/newsletter/manage/{first.token}").status_code == 404
@@ -303,7 +303,7 @@ def test_a_plain_http_site_gets_a_plain_cookie(site: Config) -> None:
 def test_a_bad_address_is_explained(site: Config) -> None:
     client = _client(site)
     response = _subscribe(client, "not an address")
-    assert response.status_code == 400 and "That is not an email address." in response.text
+    assert response.status_code == 400 and "这不是有效的邮箱地址。" in response.text
 
 
 def test_rate_limits(site: Config) -> None:
@@ -327,11 +327,11 @@ def test_confirmation_links_expire_and_cannot_be_forged(site: Config) -> None:
     link = _confirm_link(_mails(site)[0])
     late = _client(site, clock=NOW + timedelta(hours=49))
     expired = late.get(link)
-    assert expired.status_code == 400 and "This link has expired" in expired.text
+    assert expired.status_code == 400 and "链接已过期" in expired.text
     refused = late.post(link, data={"csrf": _csrf(late, "/newsletter/subscribe")})
-    assert refused.status_code == 400 and "This link has expired" in refused.text
+    assert refused.status_code == 400 and "链接已过期" in refused.text
     forged = client.get("/newsletter/confirm/" + "A" * 43)
-    assert forged.status_code == 400 and "This link is not valid" in forged.text
+    assert forged.status_code == 400 and "链接无效" in forged.text
     assert client.get("/newsletter/confirm/garbage").status_code == 400
     with Store(site.state_path) as store:
         assert store.subscriber("late@example.net").status == "pending"  # type: ignore[union-attr]
@@ -357,7 +357,7 @@ def test_unknown_tokens_get_a_clear_page(site: Config, method: str) -> None:
     client = _client(site)
     for path in ("/newsletter/unsubscribe/nope", "/newsletter/manage/nope"):
         response = client.request(method, path, data={"List-Unsubscribe": "One-Click"})
-        assert response.status_code == 404 and "This link is not valid" in response.text
+        assert response.status_code == 404 and "链接无效" in response.text
 
 
 def test_preferences(site: Config) -> None:
@@ -398,7 +398,7 @@ def test_archive(site: Config) -> None:
     assert ada.token not in issue.text and "ada@example.net" not in issue.text
     assert "feedpubRecipient" not in issue.text and "<script" not in issue.text
     missing = client.get("/issues/99/")
-    assert missing.status_code == 404 and "No such issue" in missing.text
+    assert missing.status_code == 404 and "没有这一期" in missing.text
 
 
 def test_pages_carry_security_headers(site: Config) -> None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import date
+
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import Response
@@ -18,12 +20,11 @@ class Archive:
         self.config = config
         self.pages = pages
 
-    def _listing(self) -> list[tuple[int, str, str]]:
+    def _listing(self) -> list[tuple[int, date, str]]:
         zone = self.config.site.timezone
         with Store(self.config.state_path) as store:
             return [
-                (n, when.astimezone(zone).strftime("%Y-%m-%d"), subject)
-                for n, when, subject in store.issues()
+                (n, when.astimezone(zone).date(), subject) for n, when, subject in store.issues()
             ]
 
     async def issues(self, request: Request) -> Response:
@@ -41,7 +42,12 @@ class Archive:
         number = request.path_params["number"]
         variant = await run_in_threadpool(self._variant, number)
         if variant is None:
-            return pages.notice(request, "No such issue", "That issue does not exist (yet).", 404)
+            return pages.notice(
+                request,
+                pages.gettext("No such issue"),
+                pages.gettext("That issue does not exist (yet)."),
+                404,
+            )
         subscribe = pages.public(pages.paths["subscribe"])
         public = {
             "name": pages.newsletter.default_name,

@@ -10,6 +10,7 @@ from starlette.responses import HTMLResponse
 
 from feedpub import templating
 from feedpub.config import Config
+from feedpub.locale import load_catalog
 from feedpub.web.forms import Csrf
 
 SUBSCRIBE_PATH = "/newsletter/subscribe"
@@ -24,6 +25,8 @@ class Pages:
         self.newsletter = config.require_newsletter()
         self.csrf = csrf
         self.env = templating.environment(config.templates_dir)
+        # Notices and form errors, in the language of the pages.
+        self.gettext = load_catalog(config.site.language).gettext
         self.paths = {
             "subscribe": SUBSCRIBE_PATH,
             "issues": ISSUES_PATH,
@@ -65,10 +68,15 @@ class Pages:
     def unknown_link(self, request: Request) -> HTMLResponse:
         return self.notice(
             request,
-            "This link is not valid",
-            "We could not find that subscription. It may have been removed.",
+            self.gettext("This link is not valid"),
+            self.gettext("We could not find that subscription. It may have been removed."),
             404,
         )
 
     def expired_form(self, request: Request) -> HTMLResponse:
-        return self.notice(request, "Form expired", "Please reload the page and try again.", 403)
+        return self.notice(
+            request,
+            self.gettext("Form expired"),
+            self.gettext("Please reload the page and try again."),
+            403,
+        )

@@ -75,7 +75,10 @@ class Subscriptions:
             return pages.expired_form(request)
         if not self.per_client.allow(self._client(request)):
             return pages.notice(
-                request, "Too many requests", "Please try again in a few minutes.", 429
+                request,
+                pages.gettext("Too many requests"),
+                pages.gettext("Please try again in a few minutes."),
+                429,
             )
         try:
             address = check_email(str(form.get("email", "")))
@@ -84,7 +87,7 @@ class Subscriptions:
                 request,
                 "subscribe",
                 400,
-                error="That is not an email address.",
+                error=pages.gettext("That is not an email address."),
                 email=str(form.get("email", ""))[:320],
             )
         name = " ".join(str(form.get("name", "")).split())[:100]
@@ -94,8 +97,8 @@ class Subscriptions:
             log.error(f"subscribe: {exc}")
             return pages.notice(
                 request,
-                "We could not take your request",
-                "Something went wrong on our side. Please try again later.",
+                pages.gettext("We could not take your request"),
+                pages.gettext("Something went wrong on our side. Please try again later."),
                 503,
             )
         self.on_queued()
@@ -152,21 +155,25 @@ class Subscriptions:
         if state == "used":
             return pages.notice(
                 request,
-                "Already confirmed",
-                "This link has been used. The newsletter comes to the address it was sent to.",
+                pages.gettext("Already confirmed"),
+                pages.gettext(
+                    "This link has been used. The newsletter comes to the address it was sent to."
+                ),
             )
         if state == "expired":
             return pages.notice(
                 request,
-                "This link has expired",
-                "Confirmation links work for a limited time. Subscribe again to get a new one.",
+                pages.gettext("This link has expired"),
+                pages.gettext(
+                    "Confirmation links work for a limited time. Subscribe again to get a new one."
+                ),
                 400,
                 subscribe_again=True,
             )
         return pages.notice(
             request,
-            "This link is not valid",
-            "Please copy the whole link from the email, or subscribe again.",
+            pages.gettext("This link is not valid"),
+            pages.gettext("Please copy the whole link from the email, or subscribe again."),
             400,
             subscribe_again=True,
         )
