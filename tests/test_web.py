@@ -408,7 +408,7 @@ def test_pages_carry_security_headers(site: Config) -> None:
     assert response.headers["referrer-policy"] == "no-referrer"
     assert "httponly" in response.headers["set-cookie"].lower()
     unknown = _client(site).get("/no/such/page")
-    assert unknown.status_code == 404 and "Page not found" in unknown.text
+    assert unknown.status_code == 404 and "页面不存在" in unknown.text
 
 
 def test_serve_needs_a_secret(tmp_path: Path) -> None:

@@ -94,11 +94,16 @@ def create_app(
         Route(ISSUES_PATH + "{number:int}/", archive.issue, methods=["GET"]),
     ]
 
+    _ = pages.gettext
+
     async def not_found(request: Request, exc: Exception) -> Response:
-        return pages.notice(request, "Page not found", "There is nothing at this address.", 404)
+        return pages.notice(
+            request, _("Page not found"), _("There is nothing at this address."), 404
+        )
 
     async def server_error(request: Request, exc: Exception) -> Response:
-        return PlainTextResponse("Something went wrong on our side. Please try again later.\n", 500)
+        text = _("Something went wrong on our side. Please try again later.")
+        return PlainTextResponse(text + "\n", 500)
 
     app = Starlette(
         routes=routes,
