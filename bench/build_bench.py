@@ -1,6 +1,6 @@
 """feedpub's feed builds against Hugo's, on the same generated posts, in one run.
 
-    python bench/build_bench.py [RUNS] [SIZES...]
+    python bench/build_bench.py [RUNS] [SIZES...] [--grow-road]
 
 For each size (default 1,000 and 10,000 posts; 100,000 when asked) it writes a
 deterministic corpus (bench/corpus.py), then times, RUNS times each (default 3):
@@ -12,6 +12,11 @@ deterministic corpus (bench/corpus.py), then times, RUNS times each (default 3):
   50 items each with full content, from a clean output folder;
 - and, as the daemon does, warm and one-post-changed rebuilds inside one
   long-lived process (build_feeds called again, its cache kept in memory).
+
+With --grow-road it times instead, RUNS times each, one post edited and one
+post added, rebuilt with the cache kept in memory (as the daemon) and with a
+new cache read from disk (as 'feedpub build'), with the Grow road (the last
+selection grown by the new posts) and with every change sent down the Full road.
 
 Wall time and peak memory (the largest sum of the proportional set sizes of the
 process and its children, sampled every 5 ms) are medians of the runs; each run
@@ -141,19 +146,21 @@ import statistics, sys, time
 from datetime import UTC, datetime
 from pathlib import Path
 from feedpub.build import build_feeds
+from feedpub.buildcache import BuildCache
 from feedpub.config import load_config
 config = load_config(Path(sys.argv[1]))
 target, runs = Path(sys.argv[2]), int(sys.argv[3])
-build_feeds(config, datetime.now(UTC))
+cache = BuildCache()
+build_feeds(config, datetime.now(UTC), cache)
 warm, changed = [], []
 for run in range(runs):
     started = time.perf_counter()
-    build_feeds(config, datetime.now(UTC))
+    build_feeds(config, datetime.now(UTC), cache)
     warm.append(time.perf_counter() - started)
     with target.open("a", encoding="utf-8") as stream:
         stream.write(f"\\nEdited in the daemon, run {run}.\\n")
     started = time.perf_counter()
-    build_feeds(config, datetime.now(UTC))
+    build_feeds(config, datetime.now(UTC), cache)
     changed.append(time.perf_counter() - started)
 print(statistics.median(warm), statistics.median(changed))
 """
@@ -224,8 +231,84 @@ def bench(size: int, runs: int) -> None:
             print(f"  {label:<12} {seconds:7.2f} s  (in a long-lived process){ratio}")
 
 
+ROADS = """
+import statistics, sys, time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+import feedpub.build as build
+from feedpub.buildcache import BuildCache
+from feedpub.config import load_config
+from feedpub.decide import Full, Grow
+config = load_config(Path(sys.argv[1]))
+target, runs = Path(sys.argv[2]), int(sys.argv[3])
+grow, kept = sys.argv[4] == "1", sys.argv[5] == "1"
+decide, grown, taken = build.decide, build._grown, []
+def full_road(*args):
+    road = decide(*args)
+    return Full("bench") if isinstance(road, Grow) else road
+def watched(*args):
+    selection = grown(*args)
+    taken.append(selection is not None)
+    return selection
+build.decide = decide if grow else full_road
+build._grown = watched
+cache = BuildCache()
+build.build_feeds(config, datetime.now(UTC), cache)
+timings = {"edited": [], "added": []}
+for run in range(runs):
+    with target.open("a", encoding="utf-8") as stream:
+        stream.write(f"\\nEdited for the roads, run {run}, {grow}, {kept}.\\n")
+    added = target.with_name(f"bench-added-{grow:d}{kept:d}-{run}.md")
+    date = (datetime.now(UTC) - timedelta(minutes=1)).isoformat()
+    head = f"title: Added {grow} {kept} {run}\\ndate: {date}\\ntags: [AI, Agents]"
+    post = f"---\\n{head}\\n---\\nNew.\\n"
+    for label, change in (("edited", None), ("added", post)):
+        if change is not None:
+            added.write_text(change, encoding="utf-8")
+        started = time.perf_counter()
+        build.build_feeds(config, datetime.now(UTC), cache if kept else BuildCache())
+        timings[label].append(time.perf_counter() - started)
+assert all(taken) if grow else not taken, taken
+print(statistics.median(timings["edited"]), statistics.median(timings["added"]))
+"""
+
+
+def bench_roads(size: int, runs: int) -> None:
+    """One post edited, one added: with the Grow road and without it."""
+    with tempfile.TemporaryDirectory() as folder:
+        site = Path(folder)
+        write_corpus(site, size)
+        files = sorted((site / "content").rglob("*.md"))
+        now = datetime.now(UTC)
+        target = next(p for p in reversed(files) if _published(p.read_text(), now))
+        print(f"\n{size:,} posts, medians of {runs} runs (seconds):")
+        print(f"  {'':<32} {'edited':>8} {'added':>8}")
+        for kept in (True, False):
+            for grow in (True, False):
+                config, runs_text = str(site / "config.yaml"), str(runs)
+                args = [str(target), runs_text, str(int(grow)), str(int(kept))]
+                edited, added = subprocess.run(
+                    [sys.executable, "-c", ROADS, config, *args],
+                    check=True,
+                    cwd=site,
+                    stdout=subprocess.PIPE,
+                    text=True,
+                ).stdout.split()
+                cache = "kept in memory" if kept else "read from disk"
+                road = "Grow road" if grow else "Full road"
+                label = f"{road}, cache {cache}"
+                print(f"  {label:<32} {float(edited):8.3f} {float(added):8.3f}")
+
+
 if __name__ == "__main__":
-    arguments = [int(a) for a in sys.argv[1:]]
-    runs = arguments[0] if arguments else 3
-    for size in arguments[1:] or [1000, 10000]:
-        bench(size, runs)
+    import argparse
+
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("runs", nargs="?", type=int, default=3, help="runs of each (3)")
+    parser.add_argument("sizes", nargs="*", type=int, help="posts (1,000 and 10,000)")
+    parser.add_argument(
+        "--grow-road", action="store_true", help="time the Grow road against the Full road"
+    )
+    options = parser.parse_args()
+    for size in options.sizes or [1000, 10000]:
+        (bench_roads if options.grow_road else bench)(size, options.runs)
