@@ -1,5 +1,6 @@
-"""The digest: which posts go into the next issue, and the issue rendered with
-jinja2 and its CSS inlined by premailer, once per issue.
+"""The digest: which posts go into the next issue, and the issue rendered from
+the site's templates (see templating.py) with its CSS inlined by premailer, once
+per issue.
 
 Recipient details are left as placeholders (``PLACEHOLDERS``) that mail.py fills
 in per recipient, so the costly part never runs per recipient.
@@ -15,7 +16,6 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-import jinja2
 from premailer import Premailer
 
 from feedpub import templating
@@ -23,6 +23,7 @@ from feedpub.config import NewsletterConfig, SiteConfig
 from feedpub.content.render import render_post
 from feedpub.content.text import collapse_space, wrap, xml_safe
 from feedpub.model import Issue, Post, RenderedPost
+from feedpub.theme import template_path
 
 # Stand-ins for recipient details: plain words that survive HTML parsing and
 # CSS inlining unchanged, and that no post text will contain.
@@ -111,11 +112,8 @@ def render_issue(
         lead_title=rendered[0].post.title,
     )
     environment = templating.environment(templates_dir, wrap=_wrap_filter)
-    css_name = f"{newsletter.template}.css"
-    try:
-        css = environment.loader.get_source(environment, css_name)[0]  # type: ignore[union-attr]
-    except jinja2.TemplateNotFound:
-        css = ""
+    css_file = template_path(templates_dir, f"{newsletter.template}.css")
+    css = css_file.read_text(encoding="utf-8") if css_file.is_file() else ""
     context = {
         "site": site,
         "newsletter": newsletter,
