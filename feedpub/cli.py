@@ -202,23 +202,17 @@ def preview(config_path: Path, out_dir: Path, to_address: str, to_name: str) -> 
     from feedpub.mail import build_message
     from feedpub.model import Recipient
     from feedpub.output import write_atomic
-    from feedpub.pipeline import compose_digest
-    from feedpub.store import Store
+    from feedpub.pipeline import preview_digest
 
     config = _load(config_path)
     newsletter = config.require_newsletter()
-    now = datetime.now(UTC)
-    included: frozenset[str] = frozenset()
-    number = 1
-    if config.state_path.exists():
-        with Store(config.state_path) as store:
-            included, number = store.included_post_ids(), store.next_issue_number()
-    draft = compose_digest(config, now, included, number)
-    _report(draft.collection.problems)
-    if draft.issue is None:
+    draft = preview_digest(config, now())
+    _report(draft.problems)
+    if draft.issue is None or draft.plan is None:
         click.echo("no new posts: there is no next issue to preview")
         return
-    message = build_message(draft.issue, Recipient(to_address, to_name, "preview"), newsletter)
+    issue, plan = draft.issue, draft.plan
+    message = build_message(issue, Recipient(to_address, to_name, "preview"), newsletter)
     files = {
         "issue.html": _decoded_part(message, "html"),
         "issue.txt": _decoded_part(message, "plain"),
@@ -226,9 +220,8 @@ def preview(config_path: Path, out_dir: Path, to_address: str, to_name: str) -> 
     }
     for name, data in files.items():
         write_atomic(out_dir / name, data)
-    issue = draft.issue
     click.echo(
-        f"issue #{issue.number}: {_count(len(issue.posts), 'post')} shown, {issue.more} more; "
+        f"issue #{issue.number}: {_count(len(plan.posts), 'post')} shown, {plan.more} more; "
         f"subject: {issue.subject}; wrote {', '.join(str(out_dir / n) for n in files)}"
     )
 
@@ -266,21 +259,14 @@ def send(config_path: Path, dry_run: bool, quiet: bool) -> None:
     file. A recipient the server refuses for good is recorded and the others go
     on; if the server cannot be reached, the run stops and the next one resumes.
     """
-    from feedpub.pipeline import DigestSender
-    from feedpub.store import Store, exclusive_lock
+    from feedpub.pipeline import send_digest
+    from feedpub.store import exclusive_lock
 
     config = _load(config_path)
     config.require_newsletter()
-    deliverer = _deliverer(config)
     progress = _ProgressLine(not quiet and sys.stderr.isatty())
-    try:
-        with exclusive_lock(config.state_path, "digest send"), Store(config.state_path) as store:
-            sender = DigestSender(
-                config, store, deliverer, clock=lambda: datetime.now(UTC), progress=progress
-            )
-            report = sender.run(dry_run=dry_run)
-    finally:
-        deliverer.close()
+    with exclusive_lock(config.state_path, "digest send"):
+        report = send_digest(config, _deliverer(config), now, dry_run=dry_run, progress=progress)
     _report(report.problems)
     for failure in report.failures:
         click.echo(f"failed: {failure}", err=True)

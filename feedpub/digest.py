@@ -9,7 +9,7 @@ in per recipient, so the costly part never runs per recipient.
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from collections.abc import Set as AbstractSet
 from dataclasses import dataclass
 from datetime import datetime
@@ -21,7 +21,7 @@ from premailer import Premailer
 from feedpub import templating
 from feedpub.config import NewsletterConfig, SiteConfig
 from feedpub.content.render import render_post
-from feedpub.content.text import collapse_space, wrap, xml_safe
+from feedpub.content.text import collapse_space, term_slug, wrap, xml_safe
 from feedpub.model import Issue, Post, RenderedPost
 from feedpub.theme import template_path
 
@@ -40,24 +40,47 @@ def _wrap_filter(text: object, width: int = TEXT_WIDTH) -> str:
     return "\n".join(wrap(str(text), width))
 
 
+# The readers of the whole issue: an empty set of terms stands for every post.
+EVERY_POST: frozenset[str] = frozenset()
+
+
+def folded_terms(names: Iterable[str]) -> frozenset[str]:
+    """Tag or category names as terms, folded as the term feeds fold them
+    (``term_slug``): ``Machine Learning`` and ``machine-learning`` are one term."""
+    return frozenset(term_slug(name) for name in names)
+
+
 @dataclass(frozen=True, slots=True)
 class IssuePlan:
-    """The posts the next issue shows, and every new post it accounts for."""
+    """The posts an issue shows, and in ``covered`` the id of every new post it
+    accounts for: those it shows, and the ``more`` ones it only counts, so that no
+    later issue repeats them."""
 
     posts: tuple[Post, ...]
     covered: tuple[str, ...]
 
     @property
     def more(self) -> int:
+        """How many covered posts the issue only counts."""
         return len(self.covered) - len(self.posts)
 
 
 def plan_issue(
-    published: Sequence[Post], included: AbstractSet[str], max_posts: int
+    published: Sequence[Post],
+    included: AbstractSet[str],
+    max_posts: int,
+    wanted: AbstractSet[str] = EVERY_POST,
 ) -> IssuePlan | None:
-    """The next issue: published posts (newest first) that no earlier issue
-    included, at most ``max_posts`` shown; None when there is nothing new."""
-    new = [post for post in published if post.id not in included]
+    """The next issue for readers of the ``wanted`` terms (see ``folded_terms``; empty:
+    every post): published posts (newest first) that no earlier issue included
+    and that carry one of those terms as a tag or category, at most ``max_posts``
+    shown; None when there is nothing for them."""
+    new = [
+        post
+        for post in published
+        if post.id not in included
+        and (not wanted or not wanted.isdisjoint(folded_terms((*post.tags, *post.categories))))
+    ]
     if not new:
         return None
     return IssuePlan(tuple(new[:max_posts]), tuple(post.id for post in new))
@@ -99,7 +122,8 @@ def render_issue(
     templates_dir: Path,
     summary_length: int,
 ) -> Issue:
-    """Render ``plan`` as issue ``number``: HTML with inlined CSS, and plain text."""
+    """Render ``plan`` as issue ``number``: its subject, HTML with inlined CSS,
+    and plain text."""
     rendered: tuple[RenderedPost, ...] = tuple(render_post(p, summary_length) for p in plan.posts)
     local = now.astimezone(site.timezone)
     date = local.strftime("%Y-%m-%d")
@@ -126,7 +150,7 @@ def render_issue(
     }
     html = inline_css(templating.render(environment, f"{newsletter.template}.html.j2", context))
     text = templating.render(environment, f"{newsletter.template}.txt.j2", context)
-    return Issue(number, now, subject, rendered, plan.covered, plan.more, html, text)
+    return Issue(number, now, subject, html, text)
 
 
 def _post_context(item: RenderedPost, site: SiteConfig, full: bool) -> dict[str, Any]:

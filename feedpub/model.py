@@ -104,18 +104,14 @@ class Recipient:
 
 @dataclass(frozen=True, slots=True)
 class Issue:
-    """One rendered digest, the same for every recipient until personalised.
-
-    ``covered`` holds the id of every new post the issue accounts for: those it
-    shows, and the ``more`` ones it only counts, so that no later issue repeats them.
-    """
+    """One rendered issue as it is stored and mailed: one per variant (the posts
+    for one set of subscriber tags), the same for every recipient until
+    personalised. Which posts it shows and covers is its plan's business
+    (digest.IssuePlan), decided before it is rendered."""
 
     number: int
     date: datetime
     subject: str
-    posts: tuple[RenderedPost, ...]
-    covered: tuple[str, ...]
-    more: int
     html: str
     text: str
 

@@ -1,56 +1,107 @@
-"""Compose the stages: the CLI and the scheduler call these, nothing else."""
+"""Compose the stages: the CLI and the scheduler call these, nothing else.
+
+The digest is planned once for every audience (``plan_digest``), whether it is
+previewed, listed by a dry run or sent; each variant is rendered once, recorded,
+and mailed from the record.
+"""
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Mapping
 from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from feedpub.collector import Collection, collect, select
+from feedpub.collector import collect, select
 from feedpub.config import Config
-from feedpub.content.text import term_slug
 from feedpub.delivery import Deliverer
-from feedpub.digest import IssuePlan, plan_issue, render_issue
+from feedpub.digest import EVERY_POST, IssuePlan, folded_terms, plan_issue, render_issue
 from feedpub.errors import DeliveryError
 from feedpub.mail import build_message, message_name
-from feedpub.model import Issue, Post, Problem, Recipient
+from feedpub.model import Issue, Problem, Recipient
 from feedpub.store import Delivery, Store, Variant
 
 
 @dataclass(frozen=True, slots=True)
-class DigestDraft:
-    """The next issue (None when no post is new) and what reading the content met."""
+class DigestPlan:
+    """The next issue as planned from the content: a plan per audience (the folded
+    terms its readers want, EVERY_POST for the whole issue), None for an audience
+    with nothing new; and what reading the content met."""
 
-    issue: Issue | None
-    collection: Collection
+    plans: Mapping[frozenset[str], IssuePlan | None]
+    problems: tuple[Problem, ...]
+
+    @property
+    def whole(self) -> IssuePlan | None:
+        """The issue of every new post; None when no post is new."""
+        return self.plans[EVERY_POST]
 
 
-def compose_digest(
-    config: Config, now: datetime, included: AbstractSet[str], number: int
-) -> DigestDraft:
-    """Collect and select posts, and render issue ``number`` from those not in ``included``."""
-    newsletter = config.require_newsletter()
+def variant_key(audience: AbstractSet[str]) -> str:
+    """How the ledger names the variant for an audience ("" for the whole issue)."""
+    return ",".join(sorted(audience))
+
+
+def plan_digest(
+    config: Config,
+    now: datetime,
+    included: AbstractSet[str],
+    audiences: Iterable[frozenset[str]] = (),
+) -> DigestPlan:
+    """Collect and select the posts, and plan the next issue for the whole list and
+    each of ``audiences`` from the posts not in ``included``."""
+    max_posts = config.require_newsletter().max_posts
     collection = collect(config.content, config.site)
-    plan = plan_issue(select(collection.posts, now), included, newsletter.max_posts)
-    if plan is None:
-        return DigestDraft(None, collection)
-    return DigestDraft(_render(config, plan, number, now), collection)
+    published = select(collection.posts, now)
+    plans = {
+        audience: plan_issue(published, included, max_posts, audience)
+        for audience in sorted({EVERY_POST, *audiences}, key=variant_key)
+    }
+    return DigestPlan(plans, collection.problems)
 
 
-def _render(config: Config, plan: IssuePlan, number: int, now: datetime) -> Issue:
+def render_plan(config: Config, plan: IssuePlan, number: int, now: datetime) -> Issue:
     """Issue ``number`` of ``plan``, with this site's settings and templates."""
-    newsletter = config.require_newsletter()
     return render_issue(
         plan,
         number,
         now,
         config.site,
-        newsletter,
+        config.require_newsletter(),
         config.templates_dir,
         config.feeds.summary_length,
     )
+
+
+@dataclass(frozen=True, slots=True)
+class DigestDraft:
+    """The whole next issue, rendered, with the plan it was rendered from (both
+    None when no post is new), and what reading the content met."""
+
+    issue: Issue | None
+    plan: IssuePlan | None
+    problems: tuple[Problem, ...]
+
+
+def compose_digest(
+    config: Config, now: datetime, included: AbstractSet[str], number: int
+) -> DigestDraft:
+    """Issue ``number`` for every reader, of the posts not in ``included``."""
+    planned = plan_digest(config, now, included)
+    plan = planned.whole
+    issue = None if plan is None else render_plan(config, plan, number, now)
+    return DigestDraft(issue, plan, planned.problems)
+
+
+def preview_digest(config: Config, now: datetime) -> DigestDraft:
+    """The issue the next send would record for every reader; records nothing."""
+    included: AbstractSet[str] = frozenset()
+    number = 1
+    if config.state_path.exists():
+        with Store(config.state_path) as store:
+            included, number = store.included_post_ids(), store.next_issue_number()
+    return compose_digest(config, now, included, number)
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,27 +129,9 @@ class SendReport:
 Progress = Callable[[int, int], None]
 
 
-def variant_key(tags: Sequence[str]) -> str:
-    """Subscribers with the same tag preferences share one rendered variant."""
-    return ",".join(sorted({term_slug(t) for t in tags}))
-
-
-def _variant_plan(
-    plan: IssuePlan, published: Sequence[Post], key: str, limit: int
-) -> IssuePlan | None:
-    """The part of ``plan`` for subscribers who want only the terms in ``key``."""
-    if not key:
-        return plan
-    wanted = set(key.split(","))
-    covered = set(plan.covered)
-    matching = [
-        p
-        for p in published
-        if p.id in covered and wanted & {term_slug(t) for t in (*p.tags, *p.categories)}
-    ]
-    if not matching:
-        return None
-    return IssuePlan(tuple(matching[:limit]), tuple(p.id for p in matching))
+def _contents(plan: IssuePlan | None) -> str:
+    """What one subscriber's copy holds, for --dry-run."""
+    return f"{len(plan.posts)} post(s)" if plan else "nothing: no post has their tags"
 
 
 class DigestSender:
@@ -148,44 +181,40 @@ class DigestSender:
         return report
 
     def _compose(self, report: SendReport, dry_run: bool) -> int | None:
-        config, newsletter = self.config, self.newsletter
+        """Plan the next issue for each subscriber's tags and record it, each
+        variant rendered once (with ``dry_run``, list who would get what instead);
+        its number, or None when no post is new."""
         now = self.clock()
-        collection = collect(config.content, config.site)
-        report.problems = collection.problems
-        published = select(collection.posts, now)
-        plan = plan_issue(published, self.store.included_post_ids(), newsletter.max_posts)
-        if plan is None:
+        subscribers = self.store.recipients()
+        audience = {s.id: folded_terms(s.tags) for s in subscribers}
+        planned = plan_digest(self.config, now, self.store.included_post_ids(), audience.values())
+        report.problems = planned.problems
+        if planned.whole is None:
             return None
         number = self.store.next_issue_number()
-        subscribers = self.store.recipients()
-        plans = {
-            key: _variant_plan(plan, published, key, newsletter.max_posts)
-            for key in sorted({variant_key(s.tags) for s in subscribers} | {""})
-        }
+        plans = planned.plans
         if dry_run:
-            for s in subscribers:
-                variant = plans[variant_key(s.tags)]
-                what = (
-                    f"{len(variant.posts)} post(s)"
-                    if variant
-                    else "nothing: no post has their tags"
-                )
-                report.planned.append(PlannedCopy(s.email, number, what))
+            report.planned.extend(
+                PlannedCopy(s.email, number, _contents(plans[audience[s.id]])) for s in subscribers
+            )
             return number
-        variants: dict[str, Variant] = {}
-        for key, variant_plan in plans.items():
-            if variant_plan is not None:
-                issue = _render(config, variant_plan, number, now)
-                variants[key] = Variant(issue.subject, issue.html, issue.text)
-        recipients = [
-            (s, variant_key(s.tags) if plans[variant_key(s.tags)] is not None else None)
-            for s in subscribers
-        ]
+        keys = {terms: variant_key(terms) for terms, plan in plans.items() if plan is not None}
+        issues = {
+            keys[terms]: render_plan(self.config, plan, number, now)
+            for terms, plan in plans.items()
+            if plan is not None
+        }
+        recipients = [(s, keys.get(audience[s.id])) for s in subscribers]
         self.store.record_issue(
-            number, now, variants[""].subject, plan.covered, variants, recipients
+            number,
+            now,
+            issues[variant_key(EVERY_POST)].subject,
+            planned.whole.covered,
+            {key: Variant(issue.subject, issue.html, issue.text) for key, issue in issues.items()},
+            recipients,
         )
         report.issues.append(number)
-        report.skipped += sum(variant is None for _, variant in recipients)
+        report.skipped += sum(key is None for _, key in recipients)
         return number
 
     def _deliver(self, number: int, report: SendReport) -> None:
@@ -204,24 +233,20 @@ class DigestSender:
             if self.progress:
                 self.progress(done, len(open_deliveries))
 
+    def _recorded_issue(self, number: int, key: str) -> Issue:
+        """Issue ``number`` as the ledger holds it for variant ``key``."""
+        variant = self.store.variant(number, key)
+        date = self.store.issue_time(number)
+        return Issue(number, date, variant.subject, variant.html, variant.text)
+
     def _send_one(
         self, delivery: Delivery, issues: dict[str, Issue], report: SendReport, left: int
     ) -> None:
         """Build one recipient's message from its variant (read once into ``issues``)
         and send it."""
-        number, key = delivery.issue, delivery.variant or ""
+        key = delivery.variant or ""
         if key not in issues:
-            variant = self.store.variant(number, key)
-            issues[key] = Issue(
-                number,
-                self.store.issue_time(number),
-                variant.subject,
-                (),
-                (),
-                0,
-                variant.html,
-                variant.text,
-            )
+            issues[key] = self._recorded_issue(delivery.issue, key)
         recipient = Recipient(delivery.email, delivery.name, delivery.token)
         message = build_message(issues[key], recipient, self.newsletter)
         self._attempt(delivery, message.as_bytes(), message_name(message), report, left)
@@ -251,3 +276,24 @@ class DigestSender:
                 f"{outcome.reply}; issue #{delivery.issue} is recorded and "
                 f"{left + 1} message(s) wait for the next run"
             )
+
+
+def send_digest(
+    config: Config,
+    deliverer: Deliverer,
+    clock: Callable[[], datetime],
+    *,
+    dry_run: bool = False,
+    progress: Progress | None = None,
+    stop: Callable[[], bool] = lambda: False,
+) -> SendReport:
+    """'feedpub digest send': run the DigestSender on the state database, then
+    close ``deliverer``, which this call owns."""
+    try:
+        with Store(config.state_path) as store:
+            sender = DigestSender(
+                config, store, deliverer, clock=clock, progress=progress, stop=stop
+            )
+            return sender.run(dry_run=dry_run)
+    finally:
+        deliverer.close()

@@ -14,8 +14,9 @@ from lxml import html as lxml_html
 from feedpub.collector import collect, select
 from feedpub.config import Config, NewsletterConfig, load_config
 from feedpub.content.text import display_width
-from feedpub.digest import PLACEHOLDERS, IssuePlan, plan_issue, render_issue
+from feedpub.digest import PLACEHOLDERS, IssuePlan, folded_terms, plan_issue, render_issue
 from feedpub.errors import ConfigError, RenderError
+from feedpub.feeds import plan_feeds
 from feedpub.mail import SMTP_POLICY, build_message, message_name, personalise
 from feedpub.model import Issue, Post, Recipient
 from feedpub.pipeline import compose_digest
@@ -80,6 +81,32 @@ def test_a_late_post_with_an_old_date_is_not_lost(config: Config) -> None:
     late = replace(posts[0], id="urn:uuid:late", date=NOW - timedelta(days=400))
     plan = plan_issue([*posts[1:], late], sent, 10)
     assert plan is not None and [p.id for p in plan.posts] == ["urn:uuid:late"]
+
+
+def test_a_variant_takes_the_posts_of_its_term_feeds(config: Config) -> None:
+    """A subscriber's tags pick posts by the rule that fills the term feeds."""
+    posts = _posts(config)
+    feeds = replace(config.feeds, limit=len(posts), taxonomies=("tags", "categories"))
+    members: dict[str, set[str]] = {}
+    for plan in plan_feeds(posts, config.site, feeds)[1:]:
+        slug = plan.folder.strip("/").split("/")[1]
+        assert folded_terms([plan.name]) == {slug}
+        members.setdefault(slug, set()).update(p.id for p in plan.posts)
+    assert len(members) > 5
+    for slug, ids in members.items():
+        variant = plan_issue(posts, frozenset(), len(posts), {slug})
+        assert variant is not None and set(variant.covered) == ids, slug
+
+
+def test_a_variant_matches_tags_and_categories_in_any_spelling(config: Config) -> None:
+    posts = _posts(config)
+    wanted = folded_terms(["machine learning", "ai news"])
+    plan = plan_issue(posts, frozenset(), 1, wanted)
+    assert plan is not None
+    shown = [p.title for p in posts if {"Machine Learning", "AI News"} & {*p.tags, *p.categories}]
+    assert [p.title for p in plan.posts] == shown[:1] and plan.more == len(shown) - 1
+    assert plan_issue(posts, frozenset(plan.covered), 1, wanted) is None
+    assert plan_issue(posts, frozenset(), 1, folded_terms(["Robotics"])) is None
 
 
 # The rendered issue and the message built from it.
@@ -187,9 +214,9 @@ def test_text_part_is_readable_and_lists_links(config: Config, issue: Issue) -> 
     assert "Ada Lovelace，你好：" in text
 
 
-def test_a_hostile_title_is_escaped_and_cannot_inject_headers(config: Config, issue: Issue) -> None:
+def test_a_hostile_title_is_escaped_and_cannot_inject_headers(config: Config) -> None:
     hostile = replace(
-        issue.posts[0].post, title='<script>alert("x")</script>\r\nBcc: victim@example.com'
+        _posts(config)[0], title='<script>alert("x")</script>\r\nBcc: victim@example.com'
     )
     plan = IssuePlan((hostile,), (hostile.id,))
     bad = render_issue(plan, 7, NOW, config.site, config.newsletter, config.templates_dir, 70)  # type: ignore[arg-type]
@@ -202,8 +229,8 @@ def test_a_hostile_title_is_escaped_and_cannot_inject_headers(config: Config, is
     assert '<script>alert("x")</script>' in _text(message)
 
 
-def test_a_hostile_summary_is_escaped(config: Config, issue: Issue) -> None:
-    post = replace(issue.posts[0].post, summary='<img src=x onerror="steal()"> & more')
+def test_a_hostile_summary_is_escaped(config: Config) -> None:
+    post = replace(_posts(config)[0], summary='<img src=x onerror="steal()"> & more')
     plan = IssuePlan((post,), (post.id,))
     bad = render_issue(plan, 7, NOW, config.site, config.newsletter, config.templates_dir, 70)  # type: ignore[arg-type]
     assert "onerror=" not in bad.html.replace("&quot;", '"').split("&lt;img")[0]
@@ -222,7 +249,8 @@ def test_an_issue_of_default_size_stays_under_gmails_clip(tmp_path: Path, config
         )
     sized = replace(config, content=replace(config.content, dir=content))
     draft = compose_digest(sized, NOW, frozenset(), 1)
-    assert draft.issue is not None and len(draft.issue.posts) == 10 and draft.issue.more == 20
+    assert draft.issue is not None and draft.plan is not None
+    assert len(draft.plan.posts) == 10 and draft.plan.more == 20
     html = _html(build_message(draft.issue, ADA, config.newsletter))  # type: ignore[arg-type]
     assert len(html.encode()) < 100_000
     assert "20 篇新文章" in html
