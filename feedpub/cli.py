@@ -403,12 +403,13 @@ def run_command(config_path: Path, quiet: bool) -> None:
     A digest is due when a time of newsletter.schedule has passed since the last
     successful send (or none was ever sent).
     """
-    from feedpub.scheduler import next_fire, run_once, send_summary
+    from feedpub.pipeline import run_once, send_summary
+    from feedpub.scheduler import digest_due, next_fire
     from feedpub.store import exclusive_lock
 
     config = _load(config_path)
     with exclusive_lock(config.state_path, "run"):
-        build, send = run_once(config, _deliverer, now)
+        build, send = run_once(config, _deliverer, now, digest_due)
     _report(build.problems)
     if send is not None:
         _report(send.problems)

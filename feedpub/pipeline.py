@@ -2,7 +2,7 @@
 
 The digest is planned once for every audience (``plan_digest``), whether it is
 previewed, listed by a dry run or sent; each variant is rendered once, recorded,
-and mailed from the record.
+and mailed from the record. ``run_once`` builds the feeds and sends a due digest.
 """
 
 from __future__ import annotations
@@ -12,15 +12,22 @@ from collections.abc import Callable, Iterable, Mapping
 from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, field
 from datetime import datetime
+from zoneinfo import ZoneInfo
 
+from feedpub.build import BuildReport, build_feeds
+from feedpub.buildcache import BuildCache
 from feedpub.collector import collect, select
 from feedpub.config import Config
+from feedpub.cron import CronSchedule
 from feedpub.delivery import Deliverer
 from feedpub.digest import EVERY_POST, IssuePlan, folded_terms, plan_issue, render_issue
 from feedpub.errors import DeliveryError
 from feedpub.mail import build_message, message_name
 from feedpub.model import Issue, Problem, Recipient
 from feedpub.store import Delivery, Store, Variant
+
+# The job name the ledger records digest runs under ('feedpub run' and the daemon).
+DIGEST_JOB = "digest"
 
 
 @dataclass(frozen=True, slots=True)
@@ -297,3 +304,62 @@ def send_digest(
             return sender.run(dry_run=dry_run)
     finally:
         deliverer.close()
+
+
+def send_job(
+    config: Config,
+    deliverer: Deliverer,
+    now: Callable[[], datetime],
+    stop: Callable[[], bool] = lambda: False,
+) -> SendReport:
+    """Send the digest and record the run; a failed run leaves the last success
+    where it was, so the next check finds the digest still due."""
+    with Store(config.state_path) as store:
+        store.run_started(DIGEST_JOB, now())
+        try:
+            report = send_digest(config, deliverer, now, stop=stop)
+        except Exception as exc:
+            store.run_finished(DIGEST_JOB, now(), f"failed: {exc}", success=False)
+            raise
+        done = not report.stopped and report.deferred == 0
+        store.run_finished(DIGEST_JOB, now(), send_summary(report), success=done)
+    return report
+
+
+# scheduler.digest_due: whether a digest time has passed since the last success.
+DigestDue = Callable[[CronSchedule, ZoneInfo, datetime | None, datetime], bool]
+
+
+def run_once(
+    config: Config,
+    make_deliverer: Callable[[Config], Deliverer],
+    now: Callable[[], datetime],
+    digest_due: DigestDue,
+) -> tuple[BuildReport, SendReport | None]:
+    """'feedpub run': build the feeds, then send the digest if ``digest_due`` says
+    one is."""
+    build = build_feeds(config, now(), BuildCache())  # loaded from disk
+    if config.newsletter is None:
+        return build, None
+    with Store(config.state_path) as store:
+        last = store.last_success(DIGEST_JOB)
+    if not digest_due(config.newsletter.schedule, config.site.timezone, last, now()):
+        return build, None
+    return build, send_job(config, make_deliverer(config), now)
+
+
+def send_summary(report: SendReport) -> str:
+    if not report.issues:
+        return "nothing to send"
+    issues = ", ".join(f"#{n}" for n in report.issues)
+    return (
+        f"issue {issues}: {report.sent} sent, {report.failed} failed, {report.skipped} skipped, "
+        f"{report.deferred} deferred" + (" (stopped early)" if report.stopped else "")
+    )
+
+
+def build_summary(report: BuildReport) -> str:
+    return (
+        f"{report.counts.published} published posts, {len(report.problems)} problems; "
+        f"feeds: {report.feeds} ({report.seconds:.2f} s)"
+    )

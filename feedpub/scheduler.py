@@ -1,6 +1,6 @@
-"""When things run: the daemon (APScheduler) and the one-shot 'feedpub run'.
-The only module that imports APScheduler. It decides *when*; the work itself is
-the same pipeline functions the CLI calls.
+"""When things run: the daemon (APScheduler), and whether a digest is due (for
+'feedpub run' too). The only module that imports APScheduler. It decides *when*;
+the work itself is the pipeline functions the CLI calls.
 
 The decisions are pure functions of (schedule, last run, now); the daemon's
 catch-up reads the last run from the state database, never from memory.
@@ -31,14 +31,14 @@ from apscheduler.triggers.combining import OrTrigger
 from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 
-from feedpub.build import BuildReport, build_feeds
+from feedpub.build import build_feeds
 from feedpub.buildcache import BuildCache
 from feedpub.config import Config, IntervalSchedule, load_config
 from feedpub.confirmations import ConfirmationSender
 from feedpub.cron import CronSchedule
 from feedpub.delivery import Deliverer
 from feedpub.errors import FeedpubError
-from feedpub.pipeline import DigestSender, SendReport
+from feedpub.pipeline import DIGEST_JOB, build_summary, send_job, send_summary
 from feedpub.store import Store
 
 log = logging.getLogger("feedpub")
@@ -55,7 +55,6 @@ class Companion(Protocol):
     def reload(self, config: Config) -> None: ...
 
 
-DIGEST_JOB = "digest"
 CONFIRM_JOB = "confirmations"
 CONFIRMATIONS_EVERY = 60
 SIGNAL_POLL = 1.0
@@ -176,59 +175,6 @@ def digest_due(
     success is not in the future, however many were missed (they make one send).
     """
     return last_success is None or next_fire(schedule, zone, last_success) <= now
-
-
-def send_job(
-    config: Config,
-    deliverer: Deliverer,
-    now: Callable[[], datetime],
-    stop: Callable[[], bool] = lambda: False,
-) -> SendReport:
-    """Send the digest and record the run; a failed run leaves the last success
-    where it was, so the next check finds the digest still due."""
-    with Store(config.state_path) as store:
-        store.run_started(DIGEST_JOB, now())
-        try:
-            report = DigestSender(config, store, deliverer, clock=now, stop=stop).run()
-        except Exception as exc:
-            store.run_finished(DIGEST_JOB, now(), f"failed: {exc}", success=False)
-            raise
-        finally:
-            deliverer.close()
-        done = not report.stopped and report.deferred == 0
-        store.run_finished(DIGEST_JOB, now(), send_summary(report), success=done)
-    return report
-
-
-def run_once(
-    config: Config, make_deliverer: Callable[[Config], Deliverer], now: Callable[[], datetime]
-) -> tuple[BuildReport, SendReport | None]:
-    """'feedpub run': build the feeds, then send the digest if one is due."""
-    build = build_feeds(config, now(), BuildCache())  # loaded from disk
-    if config.newsletter is None:
-        return build, None
-    with Store(config.state_path) as store:
-        last = store.last_success(DIGEST_JOB)
-    if not digest_due(config.newsletter.schedule, config.site.timezone, last, now()):
-        return build, None
-    return build, send_job(config, make_deliverer(config), now)
-
-
-def send_summary(report: SendReport) -> str:
-    if not report.issues:
-        return "nothing to send"
-    issues = ", ".join(f"#{n}" for n in report.issues)
-    return (
-        f"issue {issues}: {report.sent} sent, {report.failed} failed, {report.skipped} skipped, "
-        f"{report.deferred} deferred" + (" (stopped early)" if report.stopped else "")
-    )
-
-
-def build_summary(report: BuildReport) -> str:
-    return (
-        f"{report.counts.published} published posts, {len(report.problems)} problems; "
-        f"feeds: {report.feeds} ({report.seconds:.2f} s)"
-    )
 
 
 class JsonFormatter(logging.Formatter):
