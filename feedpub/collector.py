@@ -317,18 +317,21 @@ def content_counts(
     return ContentCounts(collection.files, len(posts), published, drafts, scheduled, duplicates)
 
 
-def _folded(names: Iterable[str]) -> frozenset[str]:
-    return frozenset(term_slug(n) for n in names)
+def folded_terms(names: Iterable[str]) -> frozenset[str]:
+    """Tag or category names as terms, folded as the term feeds fold them
+    (``term_slug``): ``Machine Learning`` and ``machine-learning`` are one term."""
+    return frozenset(term_slug(name) for name in names)
 
 
 def _wanted(post: Post, filters: Filters) -> bool:
-    tags, categories = _folded(post.tags), _folded(post.categories)
-    if filters.tags and not tags & _folded(filters.tags):
+    tags, categories = folded_terms(post.tags), folded_terms(post.categories)
+    if filters.tags and not tags & folded_terms(filters.tags):
         return False
-    if filters.categories and not categories & _folded(filters.categories):
+    if filters.categories and not categories & folded_terms(filters.categories):
         return False
     return not (
-        tags & _folded(filters.exclude_tags) or categories & _folded(filters.exclude_categories)
+        tags & folded_terms(filters.exclude_tags)
+        or categories & folded_terms(filters.exclude_categories)
     )
 
 

@@ -9,7 +9,7 @@ in per recipient, so the costly part never runs per recipient.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from collections.abc import Set as AbstractSet
 from dataclasses import dataclass
 from datetime import datetime
@@ -19,9 +19,10 @@ from typing import Any
 from premailer import Premailer
 
 from feedpub import templating
+from feedpub.collector import folded_terms
 from feedpub.config import NewsletterConfig, SiteConfig
 from feedpub.content.render import render_post
-from feedpub.content.text import collapse_space, term_slug, wrap, xml_safe
+from feedpub.content.text import collapse_space, wrap, xml_safe
 from feedpub.model import Issue, Post, RenderedPost
 from feedpub.theme import template_path
 
@@ -42,12 +43,6 @@ def _wrap_filter(text: object, width: int = TEXT_WIDTH) -> str:
 
 # The readers of the whole issue: an empty set of terms stands for every post.
 EVERY_POST: frozenset[str] = frozenset()
-
-
-def folded_terms(names: Iterable[str]) -> frozenset[str]:
-    """Tag or category names as terms, folded as the term feeds fold them
-    (``term_slug``): ``Machine Learning`` and ``machine-learning`` are one term."""
-    return frozenset(term_slug(name) for name in names)
 
 
 @dataclass(frozen=True, slots=True)

@@ -16,11 +16,11 @@ from zoneinfo import ZoneInfo
 
 from feedpub.build import BuildReport, build_feeds
 from feedpub.buildcache import BuildCache
-from feedpub.collector import collect, select
+from feedpub.collector import collect, folded_terms, select
 from feedpub.config import Config
 from feedpub.cron import CronSchedule
 from feedpub.delivery import Deliverer
-from feedpub.digest import EVERY_POST, IssuePlan, folded_terms, plan_issue, render_issue
+from feedpub.digest import EVERY_POST, IssuePlan, plan_issue, render_issue
 from feedpub.errors import DeliveryError
 from feedpub.mail import build_message, message_name
 from feedpub.model import Issue, Problem, Recipient

@@ -11,10 +11,10 @@ from pathlib import Path
 import pytest
 from lxml import html as lxml_html
 
-from feedpub.collector import collect, select
+from feedpub.collector import collect, folded_terms, select
 from feedpub.config import Config, NewsletterConfig, load_config
 from feedpub.content.text import display_width
-from feedpub.digest import PLACEHOLDERS, IssuePlan, folded_terms, plan_issue, render_issue
+from feedpub.digest import PLACEHOLDERS, IssuePlan, plan_issue, render_issue
 from feedpub.errors import ConfigError, RenderError
 from feedpub.feeds import plan_feeds
 from feedpub.mail import SMTP_POLICY, build_message, message_name, personalise
