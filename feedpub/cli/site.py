@@ -1,0 +1,163 @@
+"""The commands that build and run: check, build, run, daemon, serve."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import click
+
+from feedpub.cli.common import (
+    cli,
+    config_option,
+    content_summary,
+    load_checked,
+    make_deliverer_lazily,
+    now,
+    plural,
+    print_problems,
+    strict_option,
+    tally,
+)
+from feedpub.config import Config
+
+if TYPE_CHECKING:
+    from feedpub.web import WebServer
+
+
+@cli.command()
+@config_option
+@strict_option
+def check(config_path: Path, strict: bool) -> None:
+    """Check the configuration and every content file, and list each problem.
+
+    Exits with 1 when there is an error (or, with --strict, a warning).
+    """
+    from feedpub.collector import collect, content_counts
+
+    config = load_checked(config_path)
+    collection = collect(config.content, config.site)
+    print_problems(collection.problems)
+    errors, warnings = tally((*config.warnings, *collection.problems))
+    click.echo(
+        f"{content_summary(content_counts(collection, now()))}; "
+        f"{plural(errors, 'error')}, {plural(warnings, 'warning')}"
+    )
+    if errors or (strict and warnings):
+        raise click.exceptions.Exit(1)
+
+
+@cli.command()
+@config_option
+@strict_option
+@click.option("-q", "--quiet", is_flag=True, help="Print nothing but problems.")
+def build(config_path: Path, strict: bool, quiet: bool) -> None:
+    """Build the RSS, Atom and JSON feeds into feeds.output_dir.
+
+    Writes the site feeds and one set per tag and category; files whose bytes
+    would not change are left alone, and feeds for terms without posts are removed.
+    A post that cannot be read is reported and skipped; --strict makes that fatal.
+    A cache beside the state file (build-*.pickle) lets the next build redo only
+    what changed; it never changes the output, and may be deleted at any time.
+    """
+    from feedpub.build import build_feeds
+    from feedpub.buildcache import BuildCache
+
+    config = load_checked(config_path)
+    now = datetime.now(UTC)
+    report = build_feeds(config, now, BuildCache(), strict=strict)  # loaded from disk
+    print_problems(report.problems)
+    if not quiet:
+        click.echo(
+            f"{content_summary(report.counts)}; feeds: {report.feeds}, "
+            f"in {config.feeds.output_dir} ({report.seconds:.2f} s)"
+        )
+    errors, warnings = tally(report.problems)
+    if strict and (errors or warnings):
+        raise click.exceptions.Exit(1)
+
+
+@cli.command("run")
+@config_option
+@click.option("-q", "--quiet", is_flag=True, help="Print nothing but problems.")
+def run_command(config_path: Path, quiet: bool) -> None:
+    """Build the feeds, then send the digest if one is due: for cron or systemd timers.
+
+    A digest is due when a time of newsletter.schedule has passed since the last
+    successful send (or none was ever sent).
+    """
+    from feedpub.pipeline import run_once, send_summary
+    from feedpub.scheduler import digest_due, next_fire
+    from feedpub.store import exclusive_lock
+
+    config = load_checked(config_path)
+    with exclusive_lock(config.state_path, "run"):
+        build, send = run_once(config, make_deliverer_lazily, now, digest_due)
+    print_problems(build.problems)
+    if send is not None:
+        print_problems(send.problems)
+        for failure in send.failures:
+            click.echo(f"failed: {failure}", err=True)
+    if quiet:
+        return
+    click.echo(f"{content_summary(build.counts)}; feeds: {build.feeds}")
+    if config.newsletter is None:
+        click.echo("digest: no newsletter section in the config")
+    elif send is None:
+        nxt = next_fire(config.newsletter.schedule, config.site.timezone, now())
+        click.echo(f"digest: not due; next at {nxt.isoformat()}")
+    else:
+        where = f" (to {config.outbox_dir})" if config.smtp is None else ""
+        click.echo(f"digest: {send_summary(send)}{where}")
+
+
+@cli.command()
+@config_option
+@click.option(
+    "--log-format",
+    type=click.Choice(["text", "json"]),
+    default="text",
+    show_default=True,
+    help="json writes one JSON object per line, for log collectors.",
+)
+@click.option("--serve", is_flag=True, help="Also run the web app (feedpub serve) in this process.")
+@click.pass_context
+def daemon(ctx: click.Context, config_path: Path, log_format: str, serve: bool) -> None:
+    """Run until stopped: build the feeds on schedule.build and send the digest on
+    newsletter.schedule, both in site.timezone, and the confirmation emails the
+    web app queued every minute.
+
+    A digest whose time passed while the daemon was down is sent once at start.
+    SIGTERM or SIGINT stops it after the message being sent; SIGHUP reloads the
+    config (a bad one is reported and the old one kept). Logs go to stderr.
+    """
+    from feedpub.scheduler import Daemon, configure_logging
+    from feedpub.store import exclusive_lock
+
+    config = load_checked(config_path)
+    configure_logging(log_format, verbose=bool(ctx.obj))
+    companions = [_web_server(config)] if serve else []
+    with exclusive_lock(config.state_path, "daemon"):
+        Daemon(config, make_deliverer_lazily, companions=companions).run()
+
+
+def _web_server(config: Config) -> WebServer:
+    from feedpub.web import WebServer, web_secret
+
+    return WebServer(config, web_secret(config), make_deliverer_lazily)
+
+
+@cli.command()
+@config_option
+def serve(config_path: Path) -> None:
+    """Serve the web app: the feeds (with ETag, Last-Modified and gzip), the
+    subscribe form with double opt-in, unsubscribe (one-click too), preferences,
+    and the archive of past issues, on web.host:web.port. A worker in the same
+    process sends the confirmation emails the form queues, with retries.
+    """
+    config = load_checked(config_path)
+    config.require_newsletter()
+    server = _web_server(config)
+    click.echo(f"serving on http://{config.web.host}:{config.web.port}/ (Ctrl-C stops)", err=True)
+    server.run()

@@ -1,0 +1,126 @@
+"""feedpub subscribers: add, remove, list, import, export."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import click
+
+from feedpub.cli.common import (
+    cli,
+    config_option,
+    load_checked,
+    plural,
+    print_problems,
+)
+from feedpub.errors import FeedpubError
+from feedpub.model import SUBSCRIBER_STATUSES
+
+if TYPE_CHECKING:
+    pass
+
+
+@cli.group()
+def subscribers() -> None:
+    """Add, remove, list, import and export subscribers."""
+
+
+@subscribers.command("add")
+@config_option
+@click.argument("email")
+@click.option("--name", default="", help="The subscriber's name, used in the greeting.")
+@click.option("--tags", default="", help="Only posts with these tags or categories: 'AI; LLM'.")
+@click.option(
+    "--status",
+    type=click.Choice(SUBSCRIBER_STATUSES),
+    default="active",
+    show_default=True,
+    help="pending waits for confirmation; only active ones get mail.",
+)
+def subscribers_add(config_path: Path, email: str, name: str, tags: str, status: str) -> None:
+    """Add EMAIL to the list."""
+    from feedpub.store import Store
+    from feedpub.subscribers import check_email, parse_tags
+
+    config = load_checked(config_path)
+    try:
+        address = check_email(email)
+    except ValueError as exc:
+        raise FeedpubError(str(exc)) from None
+    with Store(config.state_path) as store:
+        added = store.add_subscriber(
+            address, name.strip(), parse_tags(tags), status, datetime.now(UTC)
+        )
+    click.echo(f"added {added.email} ({added.status})")
+
+
+@subscribers.command("remove")
+@config_option
+@click.argument("email")
+def subscribers_remove(config_path: Path, email: str) -> None:
+    """Unsubscribe EMAIL. The record stays, marked unsubscribed, with its history."""
+    from feedpub.store import Store
+
+    config = load_checked(config_path)
+    with Store(config.state_path) as store:
+        if store.subscriber(email) is None:
+            raise FeedpubError(f"{email} is not on the list")
+        store.set_status(email, "unsubscribed", datetime.now(UTC))
+    click.echo(f"unsubscribed {email}")
+
+
+@subscribers.command("list")
+@config_option
+@click.option("--status", type=click.Choice(SUBSCRIBER_STATUSES), help="Only this status.")
+def subscribers_list(config_path: Path, status: str | None) -> None:
+    """List subscribers: address, status, name and tags."""
+    from feedpub.store import Store
+
+    config = load_checked(config_path)
+    with Store(config.state_path) as store:
+        listed = store.subscribers(status)
+    for s in listed:
+        tags = f"  [{'; '.join(s.tags)}]" if s.tags else ""
+        click.echo(f"{s.email}  {s.status}  {s.name}{tags}".rstrip())
+    click.echo(f"{plural(len(listed), 'subscriber')}", err=True)
+
+
+@subscribers.command("import")
+@config_option
+@click.argument("csv_file", type=click.Path(path_type=Path, dir_okay=False, exists=True))
+def subscribers_import(config_path: Path, csv_file: Path) -> None:
+    """Add the subscribers in CSV_FILE (columns: email, and optionally name, tags,
+    status). Bad rows are reported with their line numbers; the good ones are kept."""
+    from feedpub.store import Store
+    from feedpub.subscribers import read_csv
+
+    config = load_checked(config_path)
+    try:
+        text = csv_file.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise FeedpubError(f"cannot read {csv_file}: {exc}") from None
+    rows, problems = read_csv(text, str(csv_file))
+    with Store(config.state_path) as store:
+        entries = [(row.email, row.name, row.tags, row.status) for row in rows]
+        added = store.add_subscribers(entries, datetime.now(UTC))
+    print_problems(tuple(problems))
+    click.echo(
+        f"imported {added}, {len(rows) - added} already on the list, "
+        f"{plural(len(problems), 'bad row')}"
+    )
+    if problems:
+        raise click.exceptions.Exit(1)
+
+
+@subscribers.command("export")
+@config_option
+def subscribers_export(config_path: Path) -> None:
+    """Write every subscriber as CSV to standard output (without tokens)."""
+    from feedpub.store import Store
+    from feedpub.subscribers import write_csv
+
+    config = load_checked(config_path)
+    with Store(config.state_path) as store:
+        click.echo(write_csv(store.subscribers()), nl=False)
