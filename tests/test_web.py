@@ -497,3 +497,24 @@ def test_client_key_trusts_only_named_proxies() -> None:
     assert client_key("10.0.0.2", "203.0.113.1, nonsense", proxies) == "10.0.0.2"
     assert client_key("::1", "2001:db8:1:2:3:4:5:6", proxies) == "2001:db8:1:2::/64"
     assert client_key(None, "203.0.113.1", proxies) == "unknown"
+
+
+def test_preferences_offer_the_feeds_terms_only(site: Config) -> None:
+    """Terms as the feeds name them (the most used spelling), and none that only a
+    draft or a scheduled post has."""
+    folder = site.content.dir
+    for n, spelling in enumerate(("Robot Arms", "robot arms", "robot arms")):
+        (folder / f"robots-{n}.md").write_text(
+            f"---\ntitle: Robots {n}\ndate: 2026-11-2{n}T08:00:00Z\ntags: [{spelling}]\n---\nText.\n"
+        )
+    (folder / "draft.md").write_text(
+        "---\ntitle: Draft\ndate: 2026-11-20T08:00:00Z\ndraft: true\ntags: [Unannounced]\n---\nText.\n"
+    )
+    (folder / "later.md").write_text(
+        "---\ntitle: Later\ndate: 2027-01-01T08:00:00Z\ntags: [Next Year]\n---\nText.\n"
+    )
+    with Store(site.state_path) as store:
+        subscriber = store.add_subscriber("ada@example.net", "Ada", (), "active", NOW)
+    page = _client(site).get(f"/newsletter/manage/{subscriber.token}").text
+    assert 'value="robot arms"' in page and 'value="Robot Arms"' not in page
+    assert "Unannounced" not in page and "Next Year" not in page

@@ -23,6 +23,7 @@ from feedpub.confirmations import CONFIRM_PATH, ConfirmationSender, Confirmation
 from feedpub.delivery import Deliverer
 from feedpub.errors import FeedpubError
 from feedpub.web.archive import Archive
+from feedpub.web.confirm import ConfirmLinks
 from feedpub.web.edge import BodyLimit, Guard, SecurityHeaders
 from feedpub.web.feeds import FeedFiles
 from feedpub.web.forms import Csrf, RateLimiter
@@ -87,7 +88,11 @@ def create_app(
             methods=["GET", "HEAD"],
         ),
         Route(SUBSCRIBE_PATH, subscriptions.subscribe, methods=["GET", "POST"]),
-        Route(f"/{CONFIRM_PATH}{{nonce}}", subscriptions.confirm, methods=["GET", "POST"]),
+        Route(
+            f"/{CONFIRM_PATH}{{nonce}}",
+            ConfirmLinks(config, pages, clock).confirm,
+            methods=["GET", "POST"],
+        ),
         Route(paths["unsubscribe"], subscriptions.unsubscribe, methods=["GET", "POST"]),
         Route(paths["manage"], subscriptions.manage, methods=["GET", "POST"]),
         Route(ISSUES_PATH, archive.issues, methods=["GET"]),

@@ -10,16 +10,17 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from datetime import datetime, timedelta
+from datetime import datetime
 
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
 
-from feedpub.collector import collect
+from feedpub.collector import collect, select
 from feedpub.config import Config
 from feedpub.content.text import term_slug
 from feedpub.errors import StateError
+from feedpub.feeds import plan_feeds
 from feedpub.model import Subscriber
 from feedpub.store import INACTIVE, Store
 from feedpub.subscribers import check_email
@@ -29,17 +30,20 @@ from feedpub.web.pages import Pages
 log = logging.getLogger("feedpub")
 
 
-def site_terms(config: Config) -> list[str]:
-    """Every tag and category on the site, for the preferences page."""
-    names: dict[str, str] = {}
-    for post in collect(config.content, config.site).posts:
-        for name in (*post.tags, *post.categories):
-            names.setdefault(term_slug(name), name)
-    return sorted(names.values(), key=str.casefold)
+def site_terms(config: Config, now: datetime) -> list[str]:
+    """The terms the site's feeds have, named as the feeds name them (the most used
+    spelling), for the preferences page: drafts and scheduled posts add none."""
+    published = select(collect(config.content, config.site).posts, now)
+    named = {
+        term_slug(plan.name): plan.name
+        for plan in plan_feeds(published, config.site, config.feeds)
+        if plan.folder
+    }
+    return sorted(named.values(), key=str.casefold)
 
 
 class Subscriptions:
-    """The subscribe, confirm, unsubscribe and manage endpoints."""
+    """The subscribe, unsubscribe and manage endpoints."""
 
     def __init__(
         self,
@@ -54,7 +58,7 @@ class Subscriptions:
         self.per_client = per_client
         self.on_queued = on_queued
         self.clock = clock
-        self.terms = site_terms(config)
+        self.terms = site_terms(config, clock())
 
     def _store(self) -> Store:
         return Store(self.config.state_path)
@@ -109,74 +113,6 @@ class Subscriptions:
     def _queue(self, address: str, name: str) -> None:
         with self._store() as store:
             store.queue_subscribe_request(address, name, self.clock())
-
-    # Confirming.
-
-    def _confirm_hours(self) -> timedelta:
-        return timedelta(hours=self.config.web.confirm_hours)
-
-    def _confirmation_state(self, nonce: str) -> str:
-        """'valid', 'used', 'expired' or 'unknown'."""
-        with self._store() as store:
-            confirmation = store.confirmation(nonce)
-        if confirmation is None:
-            return "unknown"
-        if confirmation.used_at is not None:
-            return "used"
-        if confirmation.created_at <= self.clock() - self._confirm_hours():
-            return "expired"
-        return "valid"
-
-    def _use(self, nonce: str) -> Subscriber | None:
-        now = self.clock()
-        with self._store() as store:
-            return store.use_confirmation(nonce, now, now - self._confirm_hours())
-
-    async def confirm(self, request: Request) -> Response:
-        """GET shows a button (link scanners that fetch every link confirm nothing);
-        its POST spends the single-use nonce."""
-        pages = self.pages
-        nonce = request.path_params["nonce"]
-        if request.method == "POST":
-            form = await request.form()
-            if not pages.csrf.valid(request, form):
-                return pages.expired_form(request)
-            subscriber = await run_in_threadpool(self._use, nonce)
-            if subscriber is not None:
-                return pages.page(
-                    request,
-                    "confirmed",
-                    manage=pages.link("manage", subscriber.token),
-                    unsubscribe=pages.link("unsubscribe", subscriber.token),
-                )
-        state = await run_in_threadpool(self._confirmation_state, nonce)
-        if state == "valid":
-            return pages.page(request, "confirm")
-        if state == "used":
-            return pages.notice(
-                request,
-                pages.gettext("Already confirmed"),
-                pages.gettext(
-                    "This link has been used. The newsletter comes to the address it was sent to."
-                ),
-            )
-        if state == "expired":
-            return pages.notice(
-                request,
-                pages.gettext("This link has expired"),
-                pages.gettext(
-                    "Confirmation links work for a limited time. Subscribe again to get a new one."
-                ),
-                400,
-                subscribe_again=True,
-            )
-        return pages.notice(
-            request,
-            pages.gettext("This link is not valid"),
-            pages.gettext("Please copy the whole link from the email, or subscribe again."),
-            400,
-            subscribe_again=True,
-        )
 
     # Unsubscribing and preferences.
 
