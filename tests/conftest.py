@@ -11,7 +11,7 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from feedpub.config import Config, SiteConfig, load_config
-from feedpub.model import Author
+from feedpub.model import Author, Issue
 
 REPO = Path(__file__).resolve().parents[1]
 SEEDS = REPO.parent / "shared" / "seeds"
@@ -61,6 +61,22 @@ def write_post(content_dir: Path) -> WritePost:
         return path
 
     return write
+
+
+@pytest.fixture(scope="module")
+def config() -> Config:
+    """The sample config.yaml as it is, read-only (nothing is built or sent)."""
+    return load_config(REPO / "config.yaml")
+
+
+@pytest.fixture(scope="module")
+def issue(config: Config) -> Issue:
+    """Issue #1 of the sample site, composed at NOW."""
+    from feedpub.pipeline import compose_digest
+
+    draft = compose_digest(config, NOW, frozenset(), 1)
+    assert draft.issue is not None
+    return draft.issue
 
 
 def sample_site(folder: Path) -> Config:
