@@ -15,16 +15,14 @@ import jinja2
 
 from feedpub.errors import RenderError
 from feedpub.locale import Catalog, Catalogs
-from feedpub.theme import builtin_templates_dir
+from feedpub.theme import search_path
 
 
 def environment(templates_dir: Path, **filters: Any) -> jinja2.Environment:
     """A jinja2 environment over the site's templates and the built-in ones;
     autoescaping for ``*.html.j2``, undefined names are errors, chrome text
     from the message catalogs."""
-    loader = jinja2.ChoiceLoader(
-        [jinja2.FileSystemLoader(templates_dir), jinja2.FileSystemLoader(builtin_templates_dir())]
-    )
+    loader = jinja2.FileSystemLoader(search_path(templates_dir))
     env = jinja2.Environment(
         loader=loader,
         autoescape=jinja2.select_autoescape(enabled_extensions=("html.j2",), default=False),

@@ -16,7 +16,12 @@ def builtin_templates_dir() -> Path:
     return Path(locations[0])
 
 
+def search_path(templates_dir: Path) -> tuple[Path, Path]:
+    """Where templates are looked for, in order: the site's folder, then feedpub's."""
+    return templates_dir, builtin_templates_dir()
+
+
 def template_path(templates_dir: Path, name: str) -> Path:
     """The site's ``name`` in ``templates_dir`` when it has one, else the built-in one."""
-    own = templates_dir / name
-    return own if own.is_file() else builtin_templates_dir() / name
+    own, builtin = search_path(templates_dir)
+    return own / name if (own / name).is_file() else builtin / name
