@@ -251,9 +251,11 @@ class Daemon:
                     self.scheduler.remove_job(job_id)
             return
         # Confirmations the web app queued: sent by whichever process claims each first.
+        # One sender (its templates and catalog loaded once) until the next reload.
         self.scheduler.add_job(
             self._confirm,
             IntervalTrigger(seconds=CONFIRMATIONS_EVERY, timezone=zone),
+            args=[ConfirmationSender(config, self.make_deliverer, self.clock)],
             id=CONFIRM_JOB,
             **at_start,
             **options,
@@ -309,8 +311,8 @@ class Daemon:
             },
         )
 
-    def _confirm(self) -> None:
-        report = ConfirmationSender(self.config, self.make_deliverer, self.clock).run()
+    def _confirm(self, sender: ConfirmationSender) -> None:
+        report = sender.run()
         if report.sent or report.failed:
             log.info(
                 f"confirmations: {report.sent} sent, {report.failed} given up, "
