@@ -28,6 +28,7 @@ from feedpub.pipeline import DigestSender, compose_digest
 from feedpub.store import Store
 from feedpub.web import RateLimiter, create_app
 from tests.conftest import NOW, REPO, sample_site
+from tests.test_digest import _part
 
 SECRET = "test-secret-not-for-production"
 
@@ -128,22 +129,16 @@ def _confirmation(config: Config) -> EmailMessage:
     return message
 
 
-def _body(message: EmailMessage, kind: str) -> str:
-    part = message.get_body((kind,))
-    assert part is not None
-    return str(part.get_content())
-
-
 def test_the_confirmation_speaks_the_site_language(tmp_path: Path) -> None:
     zh = _confirmation(sample_site(tmp_path / "zh"))
     assert zh["Subject"] == "确认订阅《AI 新闻速递 · AI News Digest》"
-    assert "这个链接 48 小时内有效" in _body(zh, "plain")
-    assert "请点击下面的按钮确认订阅。" in _body(zh, "html")
+    assert "这个链接 48 小时内有效" in _part(zh, "plain")
+    assert "请点击下面的按钮确认订阅。" in _part(zh, "html")
     config = sample_site(tmp_path / "en")
     en = _confirmation(replace(config, site=replace(config.site, language="en")))
     assert en["Subject"] == "Confirm your subscription: AI 新闻速递 · AI News Digest"
-    assert "The link works for 48 hours." in _body(en, "plain")
-    assert "Please confirm your subscription with the button below." in _body(en, "html")
+    assert "The link works for 48 hours." in _part(en, "plain")
+    assert "Please confirm your subscription with the button below." in _part(en, "html")
 
 
 @pytest.fixture
