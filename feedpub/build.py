@@ -55,6 +55,7 @@ from feedpub.collector import (
     story_keys,
 )
 from feedpub.config import Config
+from feedpub.content.media import local_size
 from feedpub.decide import Grow, Observed, Unchanged, decide
 from feedpub.errors import ProblemsError
 from feedpub.feeds import FeedPlan, plan_feeds, terms_of
@@ -102,8 +103,6 @@ def _measure_covers(plans: Sequence[FeedPlan]) -> tuple[list[FeedPlan], dict[str
     A post keeps its cover's size from when its file was read, and a cover can be
     replaced without touching the post: measuring the few that feeds show on every
     build keeps the feeds what a build without the cache would write."""
-    from feedpub.content.post import local_size
-
     sizes: dict[str, int | None] = {}
     measured: dict[str, Post] = {}
 
@@ -122,14 +121,13 @@ def _measure_covers(plans: Sequence[FeedPlan]) -> tuple[list[FeedPlan], dict[str
 
 
 def _observe(
-    root: Path, previous: Summary | None, files: Sequence[FileStat], strict: bool
+    root: Path, previous: Summary | None, files: tuple[FileStat, ...], strict: bool
 ) -> Observed:
     """What decide() needs to see: the last build's outputs and covers as they are now."""
     if previous is None:
         return Observed(files, {}, None, {}, strict)
-    from feedpub.content.post import local_size
-
-    outputs = {rel: stamp(root / rel) for rel in previous.outputs}
+    folder = str(root)  # joined as strings: a site may have thousands of feeds
+    outputs = {rel: stamp(os.path.join(folder, rel)) for rel in previous.outputs}
     covers = {file: local_size(file) for file in previous.covers}
     return Observed(files, outputs, stamp(root / MANIFEST_NAME), covers, strict)
 
@@ -211,7 +209,7 @@ def _collected(
     loaded = cache.load(path, key, PostIndex) if cache is not None else None
     known = dict(loaded.files) if loaded is not None else {}
     known.update(
-        (s.rel, IndexedFile(s.size, s.mtime, fresh[s.rel])) for s in stats if s.rel in fresh
+        (rel, IndexedFile(size, mtime, fresh[rel])) for rel, size, mtime in stats if rel in fresh
     )
     index, read = read_changed(content, config.site, stats, known, parallel)
     collection = assemble([entry.result for entry in index.values()], len(stats))
@@ -254,7 +252,7 @@ def build_feeds(
     ``cache`` None builds from nothing and remembers nothing. ``parallel`` True
     or False forks worker processes or not whatever the amount of work."""
     started = time.perf_counter()
-    stats = scan(config.content) if config.content.dir.is_dir() else []
+    stats = scan(config.content) if config.content.dir.is_dir() else ()
     key = config_key(config)
     paths = cache_paths(config)
     root = config.feeds.output_dir
@@ -276,7 +274,7 @@ def build_feeds(
     if selection is None:
         selection = _collected(config, cache, key, stats, fresh, strict, now, parallel)
     plans, covers = _measure_covers(selection.plans)
-    files = {stat.rel: Stamp(stat.size, stat.mtime) for stat in stats}
+    files = {rel: Stamp(size, mtime) for rel, size, mtime in stats}
     written = write_feeds(
         config,
         key,
@@ -320,7 +318,7 @@ def _remember(
     cache: BuildCache,
     config: Config,
     key: str,
-    stats: Sequence[FileStat],
+    stats: tuple[FileStat, ...],
     selection: Selection,
     covers: dict[str, int | None],
     written: Written,
@@ -333,7 +331,7 @@ def _remember(
         stat = (root / rel).stat()
         outputs[rel] = OutputRecord(signature, Stamp(stat.st_size, stat.st_mtime_ns))
     summary = Summary(
-        tuple(stats),
+        stats,
         selection.valid_until,
         selection.counts,
         selection.problems,

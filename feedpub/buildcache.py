@@ -47,10 +47,10 @@ class Stamp(NamedTuple):
     mtime: int
 
 
-def stamp(path: Path) -> Stamp | None:
+def stamp(path: str | Path) -> Stamp | None:
     """The file's stamp; None when it cannot be seen."""
     try:
-        stat = path.stat()
+        stat = os.stat(path)
     except OSError:
         return None
     return Stamp(stat.st_size, stat.st_mtime_ns)
@@ -199,7 +199,7 @@ class BuildCache:
 
     def __init__(self) -> None:
         self._parts: dict[Path, tuple[str, object]] = {}
-        self._written: dict[Path, float] = {}
+        self._synced: dict[Path, float] = {}  # when memory and disk last held the same part
 
     def load(self, path: Path, key: str, kind: type[Part]) -> Part | None:
         """The part stored at ``path`` for ``key``; None when there is none."""
@@ -217,12 +217,16 @@ class BuildCache:
                 AttributeError,
             ):
                 return None  # missing, damaged or from another version
+            if not (isinstance(remembered, tuple) and len(remembered) == 2):
+                return None
+            self._parts[path] = remembered
+            self._synced[path] = time.monotonic()
         stored_key, value = remembered
         return value if stored_key == key and isinstance(value, kind) else None
 
     def save(self, path: Path, key: str, value: Summary | Shown | PostIndex) -> None:
         self._parts[path] = (key, value)
-        self._written[path] = time.monotonic()
+        self._synced[path] = time.monotonic()
         with contextlib.suppress(OSError):
             data = pickle.dumps((key, value), protocol=pickle.HIGHEST_PROTOCOL)
             write_atomic(path, data, durable=False)
@@ -231,13 +235,16 @@ class BuildCache:
         self, path: Path, key: str, value: Shown | PostIndex, on_disk: bool, stale: int
     ) -> None:
         """Keep a part that may lag: in memory always, and on disk when it is
-        missing there or due (see INDEX_REWRITE_FROM)."""
-        if not on_disk:
-            due = True
-        elif path not in self._parts:  # the first build with this cache
-            due = stale >= INDEX_REWRITE_FROM
-        else:
-            due = time.monotonic() - self._written.get(path, 0.0) >= INDEX_WRITE_INTERVAL
+        missing there, when this build changed ``stale`` of its entries (see
+        INDEX_REWRITE_FROM),
+        or when it was last written or read INDEX_WRITE_INTERVAL ago."""
+        synced = self._synced.get(path)
+        due = (
+            not on_disk
+            or synced is None
+            or stale >= INDEX_REWRITE_FROM
+            or time.monotonic() - synced >= INDEX_WRITE_INTERVAL
+        )
         if due:
             self.save(path, key, value)
         else:

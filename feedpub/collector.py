@@ -11,7 +11,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import astuple, dataclass, fields
 from datetime import datetime
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import Any
 
 from feedpub.config import ContentConfig, SiteConfig
 from feedpub.content.text import normalise_title, term_slug
@@ -46,13 +46,10 @@ POST_FIELDS = tuple(f.name for f in fields(Post) if f.name not in ("author", "co
 PARALLEL_FROM = 400
 
 
-class FileStat(NamedTuple):
-    """A content file's path relative to the content folder, size and
-    modification time (nanoseconds): what tells that it changed."""
-
-    rel: str
-    size: int
-    mtime: int
+# A content file's path relative to the content folder, size and modification
+# time (nanoseconds): what tells that it changed. A plain tuple, since every
+# build makes one for every file (a site may hold 100,000 posts).
+FileStat = tuple[str, int, int]
 
 
 def glob_pattern(pattern: str) -> re.Pattern[str]:
@@ -117,7 +114,7 @@ def _walk(directory: Path, include: Sequence[str], exclude: Sequence[str]) -> li
                     stat = entry.stat()
                 except OSError:
                     continue  # gone since the folder was listed
-                found.append(FileStat(rel, stat.st_size, stat.st_mtime_ns))
+                found.append((rel, stat.st_size, stat.st_mtime_ns))
 
     walk(str(directory), "")
     found.sort()
@@ -149,9 +146,9 @@ class IndexedFile:
 Frozen = tuple[tuple[Any, ...] | None, tuple[Any, ...], bytes | None]
 
 
-def scan(content: ContentConfig) -> list[FileStat]:
+def scan(content: ContentConfig) -> tuple[FileStat, ...]:
     """Every content file with its size and modification time, sorted by path."""
-    return _walk(content.dir, content.include, content.exclude)
+    return tuple(_walk(content.dir, content.include, content.exclude))
 
 
 def read_one(content: ContentConfig, site: SiteConfig, rel: str, bodies: bool = True) -> FileResult:
@@ -241,17 +238,18 @@ def read_changed(
     """Every file's result by path, in path order: from ``known`` while the file
     keeps its size and time there, else read now; and how many were read."""
 
-    def current(stat: FileStat) -> bool:
-        entry = known.get(stat.rel)
-        return entry is not None and (entry.size, entry.mtime) == (stat.size, stat.mtime)
+    def current(rel: str, size: int, mtime: int) -> bool:
+        entry = known.get(rel)
+        return entry is not None and entry.size == size and entry.mtime == mtime
 
-    stale = [stat for stat in stats if not current(stat)]
-    fresh = read_files(content, site, [s.rel for s in stale], bodies=False, parallel=parallel)
-    index = {stat.rel: known[stat.rel] for stat in stats if current(stat)}
+    stale = [stat for stat in stats if not current(*stat)]
+    fresh = read_files(content, site, [rel for rel, _, _ in stale], bodies=False, parallel=parallel)
+    index = {stat[0]: known[stat[0]] for stat in stats if current(*stat)}
     index.update(
-        (s.rel, IndexedFile(s.size, s.mtime, r)) for s, r in zip(stale, fresh, strict=True)
+        (rel, IndexedFile(size, mtime, result))
+        for (rel, size, mtime), result in zip(stale, fresh, strict=True)
     )
-    return {stat.rel: index[stat.rel] for stat in stats}, len(stale)
+    return {rel: index[rel] for rel, _, _ in stats}, len(stale)
 
 
 def assemble(results: Sequence[FileResult], files: int) -> Collection:

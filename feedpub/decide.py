@@ -6,7 +6,7 @@ Pure: no I/O, only data in and a decision out (the caller observes the disk).
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -18,7 +18,7 @@ from feedpub.collector import FileStat
 class Observed:
     """What a build sees before reading any content file."""
 
-    files: Sequence[FileStat]  # the content files, sorted by path
+    files: tuple[FileStat, ...]  # the content files, sorted by path
     outputs: Mapping[str, Stamp | None]  # the last build's outputs as they are now
     manifest: Stamp | None
     covers: Mapping[str, int | None]  # the last build's shown cover files' sizes now
@@ -57,17 +57,19 @@ def decide(previous: Summary | None, observed: Observed, now: datetime) -> Decis
         return Full("a scheduled post came due")
     if observed.strict and previous.problems:
         return Full("strict: the problems must stop the build")
-    if tuple(observed.files) == previous.stats:
+    if observed.files == previous.stats:
         intact = all(
             observed.outputs.get(rel) == record.stamp for rel, record in previous.outputs.items()
         )
         if intact and observed.manifest == previous.manifest and observed.covers == previous.covers:
             return Unchanged()
         return Grow((), ())
-    current = {stat.rel for stat in observed.files}
-    if any(stat.rel not in current for stat in previous.stats):
+    current = {rel for rel, _, _ in observed.files}
+    if any(rel not in current for rel, _, _ in previous.stats):
         return Full("a file was removed or renamed")
-    before = {stat.rel: stat for stat in previous.stats}
-    changed = tuple(s.rel for s in observed.files if s.rel in before and before[s.rel] != s)
-    added = tuple(s.rel for s in observed.files if s.rel not in before)
+    before = {rel: (size, mtime) for rel, size, mtime in previous.stats}
+    changed = tuple(
+        rel for rel, *stamp in observed.files if rel in before and before[rel] != tuple(stamp)
+    )
+    added = tuple(rel for rel, _, _ in observed.files if rel not in before)
     return Grow(changed, added)

@@ -153,6 +153,21 @@ def test_a_new_process_reads_the_cache_from_disk(
     _same_as_uncached(tmp_path, config)
 
 
+def test_a_long_lived_cache_reads_each_part_from_disk_once(tmp_path: Path, content: Path) -> None:
+    config = _site(tmp_path, "cached", content)
+    build_feeds(config, NOW, BuildCache())  # a one-shot build leaves its cache on disk
+    cache = BuildCache()  # a daemon starts on it
+    build_feeds(config, NOW, cache)
+    parts = list(config.state_path.parent.glob("build-*.pickle"))
+    for part in parts:
+        part.unlink()
+    report = build_feeds(config, NOW, cache)
+    # Nothing changed, and the summary read by the first build is still in memory:
+    # no road that reads the content (and saves the cache again) was taken.
+    assert len(parts) == 3 and not list(config.state_path.parent.glob("build-*.pickle"))
+    assert report.feeds.written == () and len(report.feeds.unchanged) == 52
+
+
 def test_an_index_that_lags_behind_the_content_is_safe(
     tmp_path: Path, content: Path, cache: BuildCache
 ) -> None:
@@ -446,7 +461,7 @@ def _observed(files: tuple[FileStat, ...], **changes: Any) -> Observed:
     return replace(observed, **changes)
 
 
-A, B, C = FileStat("a.md", 1, 1), FileStat("b.md", 2, 2), FileStat("c.md", 3, 3)
+A, B, C = ("a.md", 1, 1), ("b.md", 2, 2), ("c.md", 3, 3)
 
 
 def test_decide_takes_the_cheapest_road_the_changes_allow() -> None:
@@ -457,7 +472,7 @@ def test_decide_takes_the_cheapest_road_the_changes_allow() -> None:
     assert decide(last, _observed((A, B), outputs={"rss.xml": None}), NOW) == Grow((), ())
     assert decide(last, _observed((A, B), manifest=None), NOW) == Grow((), ())
     assert decide(last, _observed((A, B), covers={"c.png": 5}), NOW) == Grow((), ())
-    edited = FileStat("b.md", 2, 9)
+    edited = ("b.md", 2, 9)
     assert decide(last, _observed((A, edited, C)), NOW) == Grow(("b.md",), ("c.md",))
     assert isinstance(decide(last, _observed((A,)), NOW), Full)  # removed
     assert isinstance(decide(last, _observed((A, C)), NOW), Full)  # renamed
