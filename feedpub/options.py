@@ -9,7 +9,6 @@ which lists them in the order the options are declared, wherever they were found
 
 from __future__ import annotations
 
-import difflib
 import string
 from collections.abc import Mapping, Sequence
 from typing import Any, Generic, TypeVar, overload
@@ -346,6 +345,8 @@ class Section:
         keys = list(self._keys.values())
         for key in mapping:
             if key not in keys:
+                import difflib  # here: only a config with a misspelt key needs it
+
                 hint = difflib.get_close_matches(str(key), sorted(keys), n=1)
                 suggestion = f" (did you mean {hint[0]!r}?)" if hint else ""
                 message = f"{self._key_path(str(key))}: unknown key, ignored{suggestion}"

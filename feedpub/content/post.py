@@ -5,19 +5,18 @@ from __future__ import annotations
 import codecs
 import email.utils
 import mimetypes
-import os
 import posixpath
-import stat
 from collections.abc import Mapping
 from datetime import date, datetime, time
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote, unquote, urljoin, urlsplit
+from urllib.parse import quote, urljoin, urlsplit
 from zoneinfo import ZoneInfo
 
 from feedpub.config import SiteConfig
 from feedpub.content.front import body_of, split
 from feedpub.content.ids import post_id
+from feedpub.content.media import local_file, local_size
 from feedpub.content.text import (
     collapse_space,
     normalise_title,
@@ -155,7 +154,7 @@ class _Reader:
         alt_text = collapse_space(alt) if isinstance(alt, str) else ""
         url = urljoin(base_url, source)
         mime, _ = mimetypes.guess_type(urlsplit(url).path)
-        file = _local_file(source, local_dirs)
+        file = local_file(source, local_dirs)
         return Image(url, alt_text or title, mime, local_size(file), file)
 
     def link(self, key: str) -> str | None:
@@ -167,30 +166,6 @@ class _Reader:
             self.warn(f"{key}: {value!r} is not an absolute http(s) URL; ignored")
             return None
         return value
-
-
-def _local_file(source: str, local_dirs: tuple[Path, Path] | None) -> str | None:
-    """Where a cover image lives when it is local: beside the post (``cover.png``)
-    or in the static folder (``/images/cover.png``); None for remote images."""
-    parts = urlsplit(source)
-    if local_dirs is None or parts.scheme or parts.netloc or not parts.path:
-        return None
-    post_dir, static_dir = local_dirs
-    relative = unquote(parts.path)
-    if relative.startswith("/"):
-        return str(static_dir / relative.lstrip("/"))
-    return str(post_dir / relative)
-
-
-def local_size(file: str | None) -> int | None:
-    """The size of a local image file; None when there is none."""
-    if file is None:
-        return None
-    try:
-        found = os.stat(file)
-    except (OSError, ValueError):
-        return None
-    return found.st_size if stat.S_ISREG(found.st_mode) else None
 
 
 def read_text(path: Path) -> str:
