@@ -144,12 +144,13 @@ def write_feeds(
     if config.feeds.stylesheet:
         signatures[STYLESHEET_NAME] = key
     current = set(signatures)
+    terms = {plan.folder: plan.name for plan in plans if plan.folder}
     with writing_to(root):
         # The manifest names a file before it is written and forgets it once it
         # is removed: a build that stops half-way leaves no file of its own unlisted.
-        listed = read_manifest(root)
+        listed = read_manifest(root).files
         if not listed.issuperset(current):
-            write_manifest(root, listed | current)
+            write_manifest(root, listed | current, terms)
         if worth_forking(len(jobs), FEEDS_IN_PARALLEL_FROM, parallel):
             load_renderers()  # before the fork: see forked_map
             changed = forked_map(_write_feed, jobs, len(jobs))
@@ -166,7 +167,7 @@ def write_feeds(
                 )
         # Only files feedpub listed are removed: others in the folder are never touched.
         removed = remove_stale(root, listed - current)
-        write_manifest(root, current)
+        write_manifest(root, current, terms)
     written = [rel for rel, wrote in zip(job_names, changed, strict=True) if wrote]
     unchanged = [rel for rel, wrote in zip(job_names, changed, strict=True) if not wrote]
     report = SyncReport(tuple(sorted(written)), tuple(sorted(kept + unchanged)), tuple(removed))

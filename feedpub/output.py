@@ -7,8 +7,8 @@ import contextlib
 import errno
 import json
 import os
-from collections.abc import Collection, Iterable, Iterator
-from dataclasses import dataclass
+from collections.abc import Collection, Iterable, Iterator, Mapping
+from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
 from feedpub.errors import OutputError
@@ -131,22 +131,60 @@ def _plain_relative(entry: object) -> bool:
     return path.as_posix() == entry and not path.is_absolute() and ".." not in path.parts
 
 
-def read_manifest(root: Path) -> frozenset[str]:
-    """The files, as paths relative to ``root``, that the last build left there:
-    none when the manifest is missing, unreadable or damaged."""
+@dataclass(frozen=True, slots=True)
+class Manifest:
+    """What the last build left in the feed folder: its files, as paths relative
+    to the folder, and each term feed's folder with the term's name as the feeds
+    name it (what the preferences page offers)."""
+
+    files: frozenset[str] = frozenset()
+    terms: Mapping[str, str] = field(default_factory=dict)
+
+
+def read_manifest(root: Path) -> Manifest:
+    """``root``'s manifest: empty when it is missing, unreadable or damaged. A
+    plain list (feedpub before term names were kept) gives its files."""
     try:
-        listed = json.loads((root / MANIFEST_NAME).read_bytes())
+        found = json.loads((root / MANIFEST_NAME).read_bytes())
     except (OSError, ValueError):
-        return frozenset()
-    if not isinstance(listed, list) or not all(map(_plain_relative, listed)):
-        return frozenset()
-    return frozenset(listed)
+        return Manifest()
+    if isinstance(found, list):
+        found = {"files": found, "terms": {}}
+    if not isinstance(found, dict):
+        return Manifest()
+    files, terms = found.get("files"), found.get("terms")
+    if not isinstance(files, list) or not all(map(_plain_relative, files)):
+        return Manifest()
+    if not isinstance(terms, dict) or not all(isinstance(name, str) for name in terms.values()):
+        terms = {}
+    return Manifest(frozenset(files), terms)
 
 
-def write_manifest(root: Path, files: Collection[str]) -> None:
-    """List ``files`` (relative paths) in ``root``'s manifest, as a sorted JSON list."""
-    data = json.dumps(sorted(files), ensure_ascii=False, indent=0) + "\n"
+def write_manifest(root: Path, files: Collection[str], terms: Mapping[str, str]) -> None:
+    """Write ``root``'s manifest: the files sorted, the terms by folder."""
+    listed = {"files": sorted(files), "terms": dict(sorted(terms.items()))}
+    data = json.dumps(listed, ensure_ascii=False, indent=0) + "\n"
     write_atomic(root / MANIFEST_NAME, data.encode(), public=True)
+
+
+class ManifestReader:
+    """A feed folder's manifest, read again only when the file changed."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self._manifest = Manifest()
+        self._stamp: tuple[int, int] | None = None
+
+    def current(self) -> Manifest:
+        try:
+            stat = (self.root / MANIFEST_NAME).stat()
+            stamp: tuple[int, int] | None = (stat.st_mtime_ns, stat.st_size)
+        except OSError:
+            stamp = None
+        if stamp != self._stamp:
+            self._manifest = read_manifest(self.root) if stamp else Manifest()
+            self._stamp = stamp
+        return self._manifest
 
 
 def remove_stale(root: Path, stale: Iterable[str]) -> list[str]:

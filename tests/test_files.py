@@ -14,7 +14,14 @@ import pytest
 from feedpub.build import build_feeds
 from feedpub.buildcache import BuildCache
 from feedpub.delivery import OutboxDeliverer
-from feedpub.output import MANIFEST_NAME, read_manifest, write_atomic, write_once
+from feedpub.output import (
+    MANIFEST_NAME,
+    Manifest,
+    read_manifest,
+    write_atomic,
+    write_manifest,
+    write_once,
+)
 from tests.conftest import NOW, sample_site
 
 MESSAGE = (
@@ -109,9 +116,9 @@ def _place(root: Path, files: dict[str, bytes]) -> None:
 
 
 def _assert_manifest_lists_the_builds_files(root: Path) -> None:
-    listed = read_manifest(root)
+    listed = read_manifest(root).files
     assert listed == _files(root) - HAND_PLACED.keys() - {MANIFEST_NAME}
-    assert json.loads((root / MANIFEST_NAME).read_text()) == sorted(listed)
+    assert json.loads((root / MANIFEST_NAME).read_text())["files"] == sorted(listed)
     for rel, data in HAND_PLACED.items():
         assert (root / rel).read_bytes() == data
 
@@ -153,21 +160,21 @@ def test_a_folder_without_a_manifest_loses_nothing_this_build_did_not_write(
     report = build_feeds(config, NOW, None)
     assert report.feeds.removed == ()
     assert (out / "tags" / "microsoft" / "rss.xml").exists()  # not known to be feedpub's
-    assert "tags/microsoft/rss.xml" not in read_manifest(out)
-    assert read_manifest(out) == set(report.feeds.written) | set(report.feeds.unchanged)
+    assert "tags/microsoft/rss.xml" not in read_manifest(out).files
+    assert read_manifest(out).files == set(report.feeds.written) | set(report.feeds.unchanged)
 
 
 def test_a_build_with_nothing_to_do_restores_the_manifest(tmp_path: Path) -> None:
     config = sample_site(tmp_path)
     out = config.feeds.output_dir
     build_feeds(config, NOW, BuildCache())
-    listed = read_manifest(out)
+    listed = read_manifest(out).files
     (out / MANIFEST_NAME).unlink()
     assert build_feeds(config, NOW, BuildCache()).feeds.written == ()
-    assert read_manifest(out) == listed
+    assert read_manifest(out).files == listed
     (out / MANIFEST_NAME).write_text("[damaged")
     assert build_feeds(config, NOW, BuildCache()).feeds.written == ()
-    assert read_manifest(out) == listed
+    assert read_manifest(out).files == listed
 
 
 def test_a_build_removes_nothing_outside_its_folder(tmp_path: Path) -> None:
@@ -191,16 +198,28 @@ def test_a_build_removes_nothing_outside_its_folder(tmp_path: Path) -> None:
         '["tags//rss.xml"]',
         '["./rss.xml"]',
         f'["{MANIFEST_NAME}"]',
+        '{"files": "rss.xml"}',
+        '{"files": ["../precious.txt"], "terms": {}}',
+        '{"terms": {"tags/a/": "A"}}',
     ],
 )
 def test_a_damaged_manifest_lists_nothing(tmp_path: Path, text: str) -> None:
     (tmp_path / MANIFEST_NAME).write_text(text)
-    assert read_manifest(tmp_path) == frozenset()
+    assert read_manifest(tmp_path).files == frozenset()
 
 
 def test_a_manifest_lists_relative_paths(tmp_path: Path) -> None:
-    assert read_manifest(tmp_path) == frozenset()  # none yet
+    assert read_manifest(tmp_path).files == frozenset()  # none yet
     (tmp_path / MANIFEST_NAME).write_text('["rss.xml", "tags/安全/atom.xml"]')
-    assert read_manifest(tmp_path) == {"rss.xml", "tags/安全/atom.xml"}
+    assert read_manifest(tmp_path).files == {"rss.xml", "tags/安全/atom.xml"}
     (tmp_path / MANIFEST_NAME).write_bytes(b'["\xff"]')
-    assert read_manifest(tmp_path) == frozenset()
+    assert read_manifest(tmp_path).files == frozenset()
+
+
+def test_a_manifest_keeps_the_term_names_it_is_given(tmp_path: Path) -> None:
+    write_manifest(tmp_path, {"rss.xml", "tags/ai/rss.xml"}, {"tags/ai/": "AI"})
+    assert read_manifest(tmp_path) == Manifest(
+        frozenset({"rss.xml", "tags/ai/rss.xml"}), {"tags/ai/": "AI"}
+    )
+    (tmp_path / MANIFEST_NAME).write_text('{"files": ["rss.xml"], "terms": {"tags/ai/": 3}}')
+    assert read_manifest(tmp_path) == Manifest(frozenset({"rss.xml"}), {})

@@ -499,10 +499,16 @@ def test_client_key_trusts_only_named_proxies() -> None:
     assert client_key(None, "203.0.113.1", proxies) == "unknown"
 
 
-def test_preferences_offer_the_feeds_terms_only(site: Config) -> None:
-    """Terms as the feeds name them (the most used spelling), and none that only a
-    draft or a scheduled post has."""
+def test_preferences_offer_the_terms_of_the_last_build(site: Config) -> None:
+    """Terms as the feeds name them (the most used spelling), none that only a
+    draft or a scheduled post has, and new ones once a build has written their
+    feeds, without restarting the server."""
     folder = site.content.dir
+    with Store(site.state_path) as store:
+        subscriber = store.add_subscriber("ada@example.net", "Ada", (), "active", NOW)
+    client = _client(site)
+    manage = f"/newsletter/manage/{subscriber.token}"
+    assert "robot arms" not in client.get(manage).text.casefold()
     for n, spelling in enumerate(("Robot Arms", "robot arms", "robot arms")):
         (folder / f"robots-{n}.md").write_text(
             f"---\ntitle: Robots {n}\ndate: 2026-11-2{n}T08:00:00Z\ntags: [{spelling}]\n---\nText.\n"
@@ -513,8 +519,8 @@ def test_preferences_offer_the_feeds_terms_only(site: Config) -> None:
     (folder / "later.md").write_text(
         "---\ntitle: Later\ndate: 2027-01-01T08:00:00Z\ntags: [Next Year]\n---\nText.\n"
     )
-    with Store(site.state_path) as store:
-        subscriber = store.add_subscriber("ada@example.net", "Ada", (), "active", NOW)
-    page = _client(site).get(f"/newsletter/manage/{subscriber.token}").text
+    assert "robot arms" not in client.get(manage).text.casefold()  # no build has written their feeds yet
+    build_feeds(site, NOW, BuildCache())
+    page = client.get(manage).text
     assert 'value="robot arms"' in page and 'value="Robot Arms"' not in page
     assert "Unannounced" not in page and "Next Year" not in page

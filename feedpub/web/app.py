@@ -22,6 +22,7 @@ from feedpub.config import Config
 from feedpub.confirmations import CONFIRM_PATH, ConfirmationSender, ConfirmationWorker
 from feedpub.delivery import Deliverer
 from feedpub.errors import FeedpubError
+from feedpub.output import ManifestReader
 from feedpub.web.archive import Archive
 from feedpub.web.confirm import ConfirmLinks
 from feedpub.web.edge import BodyLimit, Guard, SecurityHeaders
@@ -71,8 +72,9 @@ def create_app(
     request waits for its confirmation email (to wake the worker)."""
     secure = urlsplit(config.web.public_url).scheme == "https"
     pages = Pages(config, Csrf(secret.encode(), secure))
+    manifest = ManifestReader(config.feeds.output_dir)
     subscriptions = Subscriptions(
-        config, pages, per_client or subscribe_limiter(), on_queued, clock
+        config, pages, per_client or subscribe_limiter(), on_queued, clock, manifest
     )
     archive = Archive(config, pages)
     paths = pages.paths
@@ -84,7 +86,7 @@ def create_app(
         Route("/", home, methods=["GET"]),
         Route(
             paths["feeds"] + "{path:path}",
-            FeedFiles(config.feeds.output_dir).serve,
+            FeedFiles(manifest).serve,
             methods=["GET", "HEAD"],
         ),
         Route(SUBSCRIBE_PATH, subscriptions.subscribe, methods=["GET", "POST"]),

@@ -6,13 +6,12 @@ from __future__ import annotations
 import mimetypes
 import os
 from email.utils import formatdate, parsedate_to_datetime
-from pathlib import Path
 
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
 
 from feedpub.feeds import FILE_NAMES, MEDIA_TYPES
-from feedpub.output import MANIFEST_NAME, read_manifest
+from feedpub.output import ManifestReader
 
 MEDIA_BY_NAME = {FILE_NAMES[kind]: media for kind, media in MEDIA_TYPES.items()} | {
     "feed.xsl": "text/xsl"
@@ -38,26 +37,13 @@ class FeedFiles:
     """The endpoint for ``feeds.base_url``: a path not in the manifest is 404,
     whatever else the folder holds, so nothing but feeds can leak from it."""
 
-    def __init__(self, root: Path) -> None:
-        self.root = root
-        self._listed: frozenset[str] = frozenset()
-        self._manifest_stamp: tuple[int, int] | None = None
-
-    def listed(self) -> frozenset[str]:
-        """The manifest's files, read again only when the manifest changed."""
-        try:
-            stat = (self.root / MANIFEST_NAME).stat()
-            stamp: tuple[int, int] | None = (stat.st_mtime_ns, stat.st_size)
-        except OSError:
-            stamp = None
-        if stamp != self._manifest_stamp:
-            self._listed = read_manifest(self.root) if stamp else frozenset()
-            self._manifest_stamp = stamp
-        return self._listed
+    def __init__(self, manifest: ManifestReader) -> None:
+        self.root = manifest.root
+        self.manifest = manifest
 
     async def serve(self, request: Request) -> Response:
         name = request.path_params["path"]
-        if name not in self.listed():
+        if name not in self.manifest.current().files:
             return PlainTextResponse("not found\n", status_code=404)
         path = self.root / name
         try:

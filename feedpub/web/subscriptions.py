@@ -16,12 +16,11 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
 
-from feedpub.collector import collect, select
 from feedpub.config import Config
 from feedpub.content.text import term_slug
 from feedpub.errors import StateError
-from feedpub.feeds import plan_feeds
 from feedpub.model import Subscriber
+from feedpub.output import Manifest, ManifestReader
 from feedpub.store import INACTIVE, Store
 from feedpub.subscribers import check_email
 from feedpub.web.forms import RateLimiter, client_key
@@ -30,15 +29,10 @@ from feedpub.web.pages import Pages
 log = logging.getLogger("feedpub")
 
 
-def site_terms(config: Config, now: datetime) -> list[str]:
-    """The terms the site's feeds have, named as the feeds name them (the most used
-    spelling), for the preferences page: drafts and scheduled posts add none."""
-    published = select(collect(config.content, config.site).posts, now)
-    named = {
-        term_slug(plan.name): plan.name
-        for plan in plan_feeds(published, config.site, config.feeds)
-        if plan.folder
-    }
+def offered_terms(manifest: Manifest) -> list[str]:
+    """The terms the last build wrote feeds for, named as the feeds name them
+    (the most used spelling), one per term, for the preferences page."""
+    named = {term_slug(name): name for name in manifest.terms.values()}
     return sorted(named.values(), key=str.casefold)
 
 
@@ -52,13 +46,14 @@ class Subscriptions:
         per_client: RateLimiter,
         on_queued: Callable[[], None],
         clock: Callable[[], datetime],
+        manifest: ManifestReader,
     ) -> None:
         self.config = config
         self.pages = pages
         self.per_client = per_client
         self.on_queued = on_queued
         self.clock = clock
-        self.terms = site_terms(config, clock())
+        self.manifest = manifest
 
     def _store(self) -> Store:
         return Store(self.config.state_path)
@@ -166,12 +161,13 @@ class Subscriptions:
         subscriber = await run_in_threadpool(self._subscriber, token)
         if subscriber is None:
             return pages.unknown_link(request)
+        terms = offered_terms(self.manifest.current())
         saved = False
         if request.method == "POST":
             form = await request.form()
             if not pages.csrf.valid(request, form):
                 return pages.expired_form(request)
-            known = {term_slug(t): t for t in self.terms}
+            known = {term_slug(t): t for t in terms}
             chosen = [
                 known[term_slug(str(t))] for t in form.getlist("tags") if term_slug(str(t)) in known
             ]
@@ -186,6 +182,6 @@ class Subscriptions:
             "manage",
             subscriber=subscriber,
             saved=saved,
-            terms=[(t, term_slug(t) in wanted) for t in self.terms],
+            terms=[(t, term_slug(t) in wanted) for t in terms],
             unsubscribe=pages.link("unsubscribe", token),
         )
