@@ -9,9 +9,10 @@ Every problem is reported at once, each named by its key path.
 from __future__ import annotations
 
 import ipaddress
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 from urllib.parse import urljoin, urlsplit
 from zoneinfo import ZoneInfo
 
@@ -42,6 +43,7 @@ class SiteConfig:
     language: str
     timezone: ZoneInfo
     author: Author
+    params: Mapping[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)
@@ -154,6 +156,7 @@ def _site(site: SiteOptions) -> SiteConfig:
         language=site.language,
         timezone=site.timezone,
         author=author,
+        params=site.params,
     )
 
 

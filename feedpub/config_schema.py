@@ -23,6 +23,7 @@ from feedpub.options import (
     Number,
     Option,
     OptionalSub,
+    Params,
     Pattern,
     Port,
     Refused,
@@ -167,6 +168,11 @@ class SiteOptions(Section):
     language = Language(doc="Language tag such as `en` or `zh-CN`.", default="en")
     timezone = TimeZone(doc="IANA time zone name.", default="UTC")
     author = Sub(AuthorOptions)
+    params = Params(
+        doc="Values for the `param` shortcode when a post's front matter has none (Hugo's "
+        "`params`).",
+        default={},
+    )
 
 
 class ContentOptions(Section):

@@ -265,6 +265,15 @@ class Boolean(Option[bool]):
         return value
 
 
+class Params(Option[Mapping[str, Any]]):
+    """A mapping of names to any YAML values, names matched without regard to case."""
+
+    def convert(self, value: object) -> Mapping[str, Any]:
+        if not isinstance(value, Mapping):
+            raise Invalid(f"expected a mapping of names to values, got {kind(value)}")
+        return {str(name).lower(): item for name, item in value.items()}
+
+
 class TextList(Option[tuple[str, ...]]):
     def convert(self, value: object) -> tuple[str, ...]:
         return as_texts(value)
