@@ -87,6 +87,17 @@ def _any_of(patterns: Sequence[str]) -> re.Pattern[str] | None:
     return re.compile("|".join(f"(?:{glob_pattern(p).pattern})" for p in patterns))
 
 
+def is_content_file(content: ContentConfig, rel: str) -> bool:
+    """Whether ``scan`` lists the file at POSIX path ``rel`` (when it exists)."""
+    wanted, unwanted = _any_of(content.include), _any_of(content.exclude)
+    return (
+        not any(part.startswith(".") for part in rel.split("/"))
+        and wanted is not None
+        and wanted.fullmatch(rel) is not None
+        and (unwanted is None or unwanted.fullmatch(rel) is None)
+    )
+
+
 def _walk(directory: Path, include: Sequence[str], exclude: Sequence[str]) -> list[FileStat]:
     """Matching files with their size and modification time (nanoseconds), sorted
     by path; one stat call each, no pathlib objects (a site may hold 100,000 posts)."""

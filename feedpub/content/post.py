@@ -31,7 +31,10 @@ KNOWN_KEYS = frozenset(
     "title date lastmod updated sync_time draft tags categories author summary description"
     " cover image source_url slug word_count reading_time guid".split()
 )
-_BUNDLE_INDEX = frozenset({"index", "_index"})
+# A page bundle's content file: its folder names the page (Hugo's leaf and branch bundles).
+BUNDLE_INDEX = ("index", "_index")
+# The suffixes of Markdown content files, which a reference to a page may leave out.
+CONTENT_SUFFIXES = (".md", ".markdown")
 
 
 def _kind(value: object) -> str:
@@ -196,7 +199,7 @@ def _slug(meta_slug: str | None, rel_path: str) -> str:
         folder, file_name = posixpath.split(rel_path)
         stem = posixpath.splitext(file_name)[0]
         parent = posixpath.basename(folder)
-        candidate = slugify(parent if stem in _BUNDLE_INDEX and parent else stem)
+        candidate = slugify(parent if stem in BUNDLE_INDEX and parent else stem)
     return candidate or "post-" + short_digest(rel_path)
 
 
