@@ -82,7 +82,7 @@ class NewsletterConfig:
     manage_url: str
     unsubscribe_email: str
     postal_address: str
-    default_name: str
+    default_name: str | None  # None: the word for a reader in the site's language
     list_id: str
 
 

@@ -267,8 +267,9 @@ class NewsletterOptions(Section):
     postal_address = Text(
         doc="Postal address shown in the footer (anti-spam laws ask for one).", default=""
     )
-    default_name = Text(
-        doc="Used in the greeting for subscribers who gave no name.", default="there"
+    default_name = Derived(
+        Text(doc="Used in the greeting for subscribers who gave no name."),
+        "the word for a reader in `site.language`",
     )
     list_id = Derived(Text(doc="The `List-Id` identifier."), "`newsletter.<from domain>`")
 

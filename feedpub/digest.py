@@ -22,7 +22,7 @@ from feedpub import templating
 from feedpub.collector import folded_terms
 from feedpub.config import NewsletterConfig, SiteConfig
 from feedpub.content.render import render_post
-from feedpub.content.text import collapse_space, wrap, xml_safe
+from feedpub.content.text import collapse_space, term_slug, wrap, xml_safe
 from feedpub.model import Issue, Post, RenderedPost
 from feedpub.theme import template_path
 
@@ -148,13 +148,22 @@ def render_issue(
     return Issue(number, now, subject, html, text)
 
 
+def _distinct_terms(post: Post) -> list[str]:
+    """The post's tags, then its categories, each term once in its first spelling:
+    "Service Mesh" and "service-mesh" are one term, as the feeds count them."""
+    named: dict[str, str] = {}
+    for term in (*post.tags, *post.categories):
+        named.setdefault(term_slug(term), term)
+    return list(named.values())
+
+
 def _post_context(item: RenderedPost, site: SiteConfig, full: bool) -> dict[str, Any]:
     post = item.post
     return {
         "title": post.title,
         "url": post.url,
         "date": post.date.astimezone(site.timezone).strftime("%Y-%m-%d"),
-        "terms": list(dict.fromkeys((*post.tags, *post.categories))),
+        "terms": _distinct_terms(post),
         "author": post.author.name,
         "cover": post.cover,
         "summary": item.summary,

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import html
 import re
+from dataclasses import replace
 from datetime import datetime
 from email import policy as email_policy
 from email.headerregistry import Address, BaseHeader, HeaderRegistry, UnstructuredHeader
@@ -18,6 +19,7 @@ import dkim
 from feedpub.config import DkimConfig, NewsletterConfig
 from feedpub.content.text import collapse_space, short_digest, unique_digest, xml_safe
 from feedpub.digest import PLACEHOLDERS
+from feedpub.locale import load_catalog
 from feedpub.model import Issue, Recipient
 
 _URI = re.compile(r"<[^>]*>")
@@ -77,11 +79,21 @@ def message_name(message: EmailMessage) -> str:
     return str(message["Message-ID"]).strip("<>").partition("@")[0]
 
 
+def with_default_name(newsletter: NewsletterConfig, language: str) -> NewsletterConfig:
+    """``newsletter`` with the name its greeting gives subscribers who gave none:
+    ``default_name`` as configured, else the word ``language``'s catalog has for
+    a reader ("there", "读者"), so no site greets in another language."""
+    if newsletter.default_name is not None:
+        return newsletter
+    # TRANSLATORS: the name in "Hello %(name)s," for a subscriber who gave none.
+    return replace(newsletter, default_name=load_catalog(language).gettext("there"))
+
+
 def build_message(issue: Issue, recipient: Recipient, newsletter: NewsletterConfig) -> EmailMessage:
     """The finished message for one recipient."""
     unsubscribe_url = _ascii_url(newsletter.unsubscribe_url.replace("{token}", recipient.token))
     values = {
-        "name": _clean(recipient.name) or newsletter.default_name,
+        "name": _clean(recipient.name) or newsletter.default_name or "",
         "email": recipient.email,
         "unsubscribe_url": unsubscribe_url,
         "manage_url": _ascii_url(newsletter.manage_url.replace("{token}", recipient.token)),

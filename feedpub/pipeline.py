@@ -22,7 +22,7 @@ from feedpub.cron import CronSchedule
 from feedpub.delivery import Deliverer
 from feedpub.digest import EVERY_POST, IssuePlan, plan_issue, render_issue
 from feedpub.errors import DeliveryError
-from feedpub.mail import build_message, message_name
+from feedpub.mail import build_message, message_name, with_default_name
 from feedpub.model import Issue, Problem, Recipient
 from feedpub.store import Delivery, Store, Variant
 
@@ -158,7 +158,7 @@ class DigestSender:
         stop: Callable[[], bool] = lambda: False,
     ) -> None:
         self.config = config
-        self.newsletter = config.require_newsletter()
+        self.newsletter = with_default_name(config.require_newsletter(), config.site.language)
         self.store = store
         self.deliverer = deliverer
         self.clock = clock

@@ -172,6 +172,16 @@ def test_a_hostile_summary_is_escaped(config: Config) -> None:
     assert "&lt;img src=x onerror=" in bad.html
 
 
+def test_a_term_spelt_two_ways_is_named_once(config: Config) -> None:
+    post = replace(
+        _posts(config)[0], tags=("Service Mesh", "Istio"), categories=("service-mesh", "Cloud")
+    )
+    plan = IssuePlan((post,), (post.id,))
+    issue = render_issue(plan, 7, NOW, config.site, config.newsletter, config.templates_dir, 70)  # type: ignore[arg-type]
+    assert " · Service Mesh · Istio · Cloud" in issue.text
+    assert "service-mesh" not in issue.text and "service-mesh" not in issue.html
+
+
 def test_an_issue_of_default_size_stays_under_gmails_clip(tmp_path: Path, config: Config) -> None:
     content = tmp_path / "content"
     content.mkdir()

@@ -23,12 +23,13 @@ from feedpub.config import Config
 from feedpub.confirmations import ConfirmationSender
 from feedpub.delivery import OutboxDeliverer
 from feedpub.locale import CATALOGS_DIR, catalog_name, load_catalog, shipped_languages
-from feedpub.model import Issue
+from feedpub.mail import build_message, with_default_name
+from feedpub.model import Issue, Recipient
 from feedpub.pipeline import DigestSender, compose_digest
 from feedpub.store import Store
 from feedpub.web import RateLimiter, create_app
 from tests.conftest import NOW, REPO, sample_site
-from tests.test_digest import _part
+from tests.test_digest import _part, _text
 
 SECRET = "test-secret-not-for-production"
 
@@ -117,6 +118,26 @@ def test_the_digest_speaks_the_site_language(tmp_path: Path) -> None:
     assert ">Unsubscribe</a> · <a" in en.html and "退订" not in en.html
     fallback = _issue(replace(config, site=replace(config.site, language="fr-CA")))
     assert (fallback.html, fallback.text) == (en.html.replace('lang="en"', 'lang="fr-CA"'), en.text)
+
+
+@pytest.mark.parametrize(
+    ("language", "greeting"), [("zh-CN", "读者，你好："), ("en", "Hello there,"), ("fr", "Hello there,")]
+)
+def test_a_subscriber_without_a_name_is_greeted_in_the_site_language(
+    tmp_path: Path, language: str, greeting: str
+) -> None:
+    config = sample_site(tmp_path)
+    assert config.newsletter is not None
+    site = replace(
+        config,
+        site=replace(config.site, language=language),
+        newsletter=replace(config.newsletter, default_name=None),
+    )
+    newsletter = with_default_name(site.require_newsletter(), language)
+    nameless = Recipient("new@example.net", "", "tok-new-0123456789abcdef0123456789abcdef")
+    assert greeting in _text(build_message(_issue(site), nameless, newsletter))
+    named = replace(newsletter, default_name="friend")
+    assert with_default_name(named, language).default_name == "friend"
 
 
 def _confirmation(config: Config) -> EmailMessage:

@@ -57,13 +57,13 @@ def preview(config_path: Path, out_dir: Path, to_address: str, to_name: str) -> 
     Open issue.html in a browser and issue.eml in a mail client to see what
     subscribers will get.
     """
-    from feedpub.mail import build_message
+    from feedpub.mail import build_message, with_default_name
     from feedpub.model import Recipient
     from feedpub.output import write_atomic
     from feedpub.pipeline import preview_digest
 
     config = load_checked(config_path)
-    newsletter = config.require_newsletter()
+    newsletter = with_default_name(config.require_newsletter(), config.site.language)
     draft = preview_digest(config, now())
     print_problems(draft.problems)
     if draft.issue is None or draft.plan is None:

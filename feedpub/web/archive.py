@@ -50,7 +50,7 @@ class Archive:
             )
         subscribe = pages.public(pages.paths["subscribe"])
         public = {
-            "name": pages.newsletter.default_name,
+            "name": pages.newsletter.default_name or "",
             "email": "",
             "unsubscribe_url": subscribe,
             "manage_url": subscribe,

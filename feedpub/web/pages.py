@@ -11,6 +11,7 @@ from starlette.responses import HTMLResponse
 from feedpub import templating
 from feedpub.config import Config
 from feedpub.locale import load_catalog
+from feedpub.mail import with_default_name
 from feedpub.web.forms import Csrf
 
 SUBSCRIBE_PATH = "/newsletter/subscribe"
@@ -22,7 +23,7 @@ class Pages:
 
     def __init__(self, config: Config, csrf: Csrf) -> None:
         self.config = config
-        self.newsletter = config.require_newsletter()
+        self.newsletter = with_default_name(config.require_newsletter(), config.site.language)
         self.csrf = csrf
         self.env = templating.environment(config.templates_dir)
         # Notices and form errors, in the language of the pages.
