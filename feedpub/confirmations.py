@@ -31,6 +31,8 @@ MAX_ATTEMPTS = 8
 FIRST_RETRY = timedelta(seconds=30)
 LONGEST_RETRY = timedelta(hours=1)
 KEEP_FINISHED = timedelta(days=7)
+# How often finished requests are swept away: a worker runs for every subscribe.
+SWEEP_EVERY = timedelta(hours=1)
 
 
 def retry_delay(attempts: int) -> timedelta:
@@ -62,13 +64,14 @@ class ConfirmationSender:
         self.clock = clock
         self.env = templating.environment(config.templates_dir)
         self.gettext = load_catalog(config.site.language).gettext
+        self._swept: datetime | None = None
 
     def run(self) -> ConfirmationReport:
         report = ConfirmationReport()
         deliverer = self.make_deliverer(self.config)  # connects only when it first sends
         try:
             with Store(self.config.state_path) as store:
-                store.forget_subscribe_requests(self.clock() - KEEP_FINISHED)
+                self._sweep(store)
                 while (request := store.claim_subscribe_request(self.clock())) is not None:
                     composed = request if request.message else self._compose(store, request)
                     if composed is None:
@@ -79,6 +82,13 @@ class ConfirmationSender:
         finally:
             deliverer.close()
         return report
+
+    def _sweep(self, store: Store) -> None:
+        """Forget requests finished KEEP_FINISHED ago, at most every SWEEP_EVERY."""
+        now = self.clock()
+        if self._swept is None or now - self._swept >= SWEEP_EVERY:
+            store.forget_subscribe_requests(now - KEEP_FINISHED)
+            self._swept = now
 
     def _compose(self, store: Store, request: SubscribeRequest) -> SubscribeRequest | None:
         """The request with its message, kept in the store; None when no mail goes."""

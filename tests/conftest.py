@@ -1,7 +1,9 @@
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
+import sqlite3
 from collections.abc import Callable, Iterator
 from dataclasses import replace
 from datetime import UTC, datetime
@@ -114,3 +116,13 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 @pytest.fixture
 def update_golden(request: pytest.FixtureRequest) -> bool:
     return bool(request.config.getoption("--update-golden"))
+
+
+def subscribe_requests(state_path: Path) -> list[tuple[str, str, int, str | None]]:
+    """(address, status, attempts, last reply) of every queued subscribe request,
+    oldest first, read straight from the state database."""
+    with contextlib.closing(sqlite3.connect(state_path)) as db:
+        rows = db.execute(
+            "SELECT email, status, attempts, last_reply FROM subscribe_requests ORDER BY id"
+        ).fetchall()
+    return [(r[0], r[1], r[2], r[3]) for r in rows]

@@ -5,16 +5,16 @@ from __future__ import annotations
 
 import threading
 from dataclasses import replace
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import dkim
 
 from feedpub.config import Config
-from feedpub.confirmations import ConfirmationSender
+from feedpub.confirmations import KEEP_FINISHED, SWEEP_EVERY, ConfirmationSender
 from feedpub.delivery import SMTPDeliverer
 from feedpub.store import Store
-from tests.conftest import NOW
+from tests.conftest import NOW, subscribe_requests
 from tests.smtpd import Behaviour, smtp_server
 from tests.test_delivery import _smtp, dkim_key, site  # noqa: F401
 
@@ -46,8 +46,7 @@ def test_two_workers_send_each_confirmation_once(site: Config) -> None:  # noqa:
     assert sorted(received) == sorted(people)
     assert {len(copies) for copies in received.values()} == {1}
     assert sum(r.sent for r in reports) == 40 and all(r.sent for r in reports)  # both worked
-    with Store(config.state_path) as store:
-        assert {status for _, status, _, _ in store.subscribe_requests()} == {"sent"}
+    assert {status for _, status, _, _ in subscribe_requests(config.state_path)} == {"sent"}
 
 
 def test_a_refused_address_is_given_up_and_the_rest_go(site: Config) -> None:  # noqa: F811
@@ -58,8 +57,7 @@ def test_a_refused_address_is_given_up_and_the_rest_go(site: Config) -> None:  #
         report = _sender(replace(site, smtp=_smtp(server.port))).run()
     assert (report.sent, report.failed) == (1, 1)
     assert list(server.handler.by_recipient()) == ["reader@example.net"]
-    with Store(site.state_path) as store:
-        (refused, _) = store.subscribe_requests()
+    (refused, _) = subscribe_requests(site.state_path)
     assert refused == (
         "nobody@example.net",
         "failed",
@@ -78,3 +76,33 @@ def test_confirmations_are_dkim_signed(tmp_path: Path, site: Config) -> None:  #
     (received,) = server.handler.received
     assert received.message["Subject"] == "确认订阅《AI 新闻速递 · AI News Digest》"
     assert dkim.verify(received.data, dnsfunc=dns)
+
+
+def test_finished_requests_are_forgotten_after_a_week_by_an_hourly_sweep(
+    site: Config,  # noqa: F811
+) -> None:
+    clock = [NOW]
+    with smtp_server() as server:
+        config = replace(site, smtp=_smtp(server.port))
+        sender = ConfirmationSender(
+            config,
+            lambda c: SMTPDeliverer(c.smtp, None),  # type: ignore[arg-type]
+            lambda: clock[0],
+        )
+        with Store(site.state_path) as store:
+            store.queue_subscribe_request("first@example.net", "", NOW)
+        sender.run()
+        clock[0] = NOW + KEEP_FINISHED + timedelta(minutes=1)
+        with Store(site.state_path) as store:  # finished by the sweep's next run
+            store.queue_subscribe_request("second@example.net", "", NOW)
+        sender.run()
+        assert [r[:2] for r in subscribe_requests(site.state_path)] == [
+            ("second@example.net", "sent")
+        ]
+        clock[0] += SWEEP_EVERY / 2  # swept half an hour ago: not again
+        sender.run()
+        assert len(subscribe_requests(site.state_path)) == 1
+        clock[0] += SWEEP_EVERY / 2
+        sender.run()
+    assert subscribe_requests(site.state_path) == []
+    assert len(server.handler.received) == 2

@@ -21,7 +21,7 @@ from feedpub.delivery import OutboxDeliverer
 from feedpub.pipeline import DigestSender
 from feedpub.store import Store
 from feedpub.web import RateLimiter, create_app
-from tests.conftest import NOW, REPO, sample_site
+from tests.conftest import NOW, REPO, sample_site, subscribe_requests
 
 SECRET = "test-secret-not-for-production"
 
@@ -453,8 +453,7 @@ def test_subscribing_while_the_mail_server_is_down(site: Config) -> None:
     assert response.status_code == 200 and "down@example.net" in response.text
     report = _work_queue(config, deliverer=SMTPDeliverer(config.smtp, None))  # type: ignore[arg-type]
     assert (report.sent, report.retrying) == (0, 1)
-    with Store(config.state_path) as store:
-        ((address, status, attempts, reply),) = store.subscribe_requests()
+    ((address, status, attempts, reply),) = subscribe_requests(config.state_path)
     assert (address, status, attempts) == ("down@example.net", "ready", 1)
     assert reply == f"cannot reach 127.0.0.1:{port}: Connection refused"
     # Not due yet: the retry waits 30 seconds.
@@ -465,8 +464,7 @@ def test_subscribing_while_the_mail_server_is_down(site: Config) -> None:
     assert report.sent == 1
     (received,) = server.handler.received
     assert received.recipients == ["down@example.net"]
-    with Store(config.state_path) as store:
-        assert [r[1] for r in store.subscribe_requests()] == ["sent"]
+    assert [r[1] for r in subscribe_requests(config.state_path)] == ["sent"]
 
 
 # The form guards on their own.
@@ -519,7 +517,9 @@ def test_preferences_offer_the_terms_of_the_last_build(site: Config) -> None:
     (folder / "later.md").write_text(
         "---\ntitle: Later\ndate: 2027-01-01T08:00:00Z\ntags: [Next Year]\n---\nText.\n"
     )
-    assert "robot arms" not in client.get(manage).text.casefold()  # no build has written their feeds yet
+    assert (
+        "robot arms" not in client.get(manage).text.casefold()
+    )  # no build has written their feeds yet
     build_feeds(site, NOW, BuildCache())
     page = client.get(manage).text
     assert 'value="robot arms"' in page and 'value="Robot Arms"' not in page

@@ -119,13 +119,6 @@ class SubscribeQueue(SubscriberTable):
                     (status, reply, request_id),
                 )
 
-    def subscribe_requests(self) -> list[tuple[str, str, int, str | None]]:
-        """(address, status, attempts, last reply) of every request, oldest first."""
-        rows = self._db.execute(
-            "SELECT email, status, attempts, last_reply FROM subscribe_requests ORDER BY id"
-        )
-        return [(r[0], r[1], r[2], r[3]) for r in rows]
-
     def forget_subscribe_requests(self, before: datetime) -> None:
         """Drop finished requests older than ``before``: they are only a log."""
         with self._transaction() as db:
