@@ -153,3 +153,60 @@ def test_footnote_references_leave_no_gap_in_plain_text() -> None:
 def test_any_markdown_renders_without_active_content(source: str) -> None:
     out = render_body(source + "\n<script>x()</script>", BASE, "p").html
     assert "<script" not in out.lower()
+
+
+SHORTCODES = {
+    "FPSC1CSPF": '<figure class="sc"><img src="fig.png" alt="Fig"><script>x()</script></figure>',
+    "FPSC2CSPF": "<kbd>Ctrl</kbd>&amp;<kbd>C</kbd>",
+}
+
+
+def test_a_block_placeholder_takes_the_place_of_its_paragraph() -> None:
+    body = render_body("Intro.\n\nFPSC1CSPF\n\nAfter.\n", BASE, "x", parts=SHORTCODES)
+    doc = lxml_html.fragment_fromstring(body.html, create_parent="div")
+    assert [e.tag for e in doc] == ["p", "figure", "p"]
+    assert doc.find("figure/img").get("src") == BASE + "fig.png"
+    assert "<script" not in body.html and "x()" not in body.html
+    assert body.paragraphs == ("Intro.", "After.")
+
+
+def test_an_inline_placeholder_is_replaced_in_its_text() -> None:
+    body = render_body("Press FPSC2CSPF now.\n", BASE, "x", parts=SHORTCODES)
+    assert body.html == "<p>Press <kbd>Ctrl</kbd>&amp;<kbd>C</kbd> now.</p>\n"
+    assert body.paragraphs == ("Press Ctrl & C now.",)
+
+
+def test_no_placeholder_leaks_into_any_output() -> None:
+    source = (
+        "# Title FPSC2CSPF\n\n- FPSC1CSPF\n\n![FPSC2CSPF](a.png) `FPSC2CSPF` FPSC77CSPF\n\n"
+        "<div>FPSC2CSPF</div>\n\n```\nFPSC2CSPF\n```\n\nText[^1].\n\n[^1]: Note FPSC2CSPF.\n"
+    )
+    body = render_body(source, BASE, "x", parts=SHORTCODES)
+    for out in (body.html, body.text, *body.paragraphs):
+        assert "FPSC" not in out
+    doc = lxml_html.fragment_fromstring(body.html, create_parent="div")
+    assert doc.find(".//p/img").get("alt") == "Ctrl & C"
+    assert doc.find(".//li/figure") is not None
+
+
+def test_links_to_posts_go_through_the_resolver() -> None:
+    asked: list[str] = []
+
+    def resolve(target: str) -> str | None:
+        asked.append(target)
+        return "https://example.org/posts/other/#part" if ".md" in target else None
+
+    body = render_body(
+        "[a](../other.md#part) [b](/about/) [c](https://x.org/y.md) [d](#here) ![e](pic.png)\n",
+        BASE,
+        "x",
+        resolve=resolve,
+    )
+    doc = lxml_html.fragment_fromstring(body.html, create_parent="div")
+    assert [a.get("href") for a in doc.iter("a")][:3] == [
+        "https://example.org/posts/other/#part",
+        "https://example.org/about/",
+        "https://x.org/y.md",
+    ]
+    assert doc.find(".//img").get("src") == BASE + "pic.png"
+    assert asked == ["../other.md#part", "/about/", "pic.png"]

@@ -6,9 +6,11 @@ and word count need.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from urllib.parse import urljoin
+from html import unescape
+from types import MappingProxyType
+from urllib.parse import urljoin, urlsplit
 
 import nh3
 from markdown_it import MarkdownIt
@@ -29,6 +31,11 @@ _CONTAINER_LINE = re.compile(
 _FENCE = re.compile(r" {0,3}(`{3,}|~{3,})")
 _TAG = re.compile(r"<[^>]*>")
 _FOOTNOTE_PLACE = "feedpub_footnote_place"
+# A shortcode's place in the Markdown, put there by the shortcode pass.
+PLACEHOLDER = re.compile(r"FPSC[0-9]+CSPF")
+_PARTS = "feedpub_parts"
+_PLAIN = "feedpub_plain"
+_NO_PARTS: Mapping[str, str] = MappingProxyType({})
 
 _ALLOWED_TAG_NAMES = """
 a abbr article aside b blockquote br caption cite code col colgroup dd del details div dl dt em
@@ -153,12 +160,75 @@ def _render_footnote_anchor(
     return render_footnote_anchor(self, tokens, idx, options, env)
 
 
+def _html_text(html: str) -> str:
+    return " ".join(unescape(_TAG.sub(" ", html)).split())
+
+
+def _inline_parts(token: Token, parts: Mapping[str, str]) -> None:
+    """Split text around placeholders into text and the shortcode's HTML."""
+
+    def as_text(found: re.Match[str]) -> str:
+        return _html_text(parts.get(found[0], ""))
+
+    children: list[Token] = []
+    for child in token.children or ():
+        for name, value in child.attrs.items():
+            if isinstance(value, str):
+                child.attrs[name] = PLACEHOLDER.sub(as_text, value)
+        for alt in child.children or ():
+            alt.content = PLACEHOLDER.sub(as_text, alt.content)
+        if child.type != "text":
+            child.content = PLACEHOLDER.sub(lambda m: parts.get(m[0], ""), child.content)
+            children.append(child)
+            continue
+        start = 0
+        for found in PLACEHOLDER.finditer(child.content):
+            children.append(_text_token(child.content[start : found.start()]))
+            part = Token("html_inline", "", 0, content=parts.get(found[0], ""))
+            part.meta[_PLAIN] = _html_text(part.content)
+            children.append(part)
+            start = found.end()
+        children.append(_text_token(child.content[start:]) if start else child)
+    token.children = children
+
+
+def _text_token(content: str) -> Token:
+    return Token("text", "", 0, content=content)
+
+
+def _place_parts(state: StateCore) -> None:
+    """Put the HTML of shortcodes where their placeholders stand: a placeholder
+    alone in its paragraph replaces the paragraph, one in text replaces itself."""
+    parts: Mapping[str, str] = state.env.get(_PARTS, _NO_PARTS)
+    if not parts:
+        return
+    tokens: list[Token] = []
+    for token in state.tokens:
+        if (
+            token.type == "paragraph_close"
+            and len(tokens) > 1
+            and tokens[-2].type == "paragraph_open"
+            and PLACEHOLDER.fullmatch(tokens[-1].content.strip())
+        ):
+            name = tokens[-1].content.strip()
+            del tokens[-2:]
+            tokens.append(Token("html_block", "", 0, content=parts.get(name, "") + "\n"))
+            continue
+        if token.type == "inline":
+            _inline_parts(token, parts)
+        else:
+            token.content = PLACEHOLDER.sub(lambda m: parts.get(m[0], ""), token.content)
+        tokens.append(token)
+    state.tokens = tokens
+
+
 def _markdown() -> MarkdownIt:
     md = MarkdownIt("commonmark", {"html": True}).enable(["table", "strikethrough"])
     md.use(footnote_plugin, inline=False)
     md.core.ruler.before("footnote_tail", "mark_footnote_place", _mark_footnote_place)
     md.core.ruler.before("footnote_tail", "keep_unreferenced", _keep_unreferenced_footnotes)
     md.core.ruler.after("footnote_tail", "move_footnotes_to_place", _move_footnotes_to_place)
+    md.core.ruler.push("place_parts", _place_parts)
     md.add_render_rule("footnote_anchor", _render_footnote_anchor)
     return md
 
@@ -166,25 +236,35 @@ def _markdown() -> MarkdownIt:
 _MD = _markdown()
 
 
-def _absolutiser(base_url: str) -> Callable[[str, str, str], str]:
+Resolver = Callable[[str], "str | None"]
+
+
+def _absolutiser(base_url: str, resolve: Resolver | None) -> Callable[[str, str, str], str]:
     def absolute(tag: str, attribute: str, value: str) -> str:
         if attribute in ("href", "src") and not value.startswith("#"):
             # A bare "#fragment" is a same-document reference (RFC 3986, 4.4):
             # footnote links must stay inside the feed item or email.
-            return urljoin(base_url, value.strip())
+            target = value.strip()
+            if resolve is not None:
+                parts = urlsplit(target)
+                resolved = None if parts.scheme or parts.netloc else resolve(target)
+                if resolved is not None:
+                    return resolved
+            return urljoin(base_url, target)
         return value
 
     return absolute
 
 
-def sanitise(html: str, base_url: str) -> str:
-    """Keep only allowed tags, attributes and URL schemes; make URLs absolute."""
+def sanitise(html: str, base_url: str, resolve: Resolver | None = None) -> str:
+    """Keep only allowed tags, attributes and URL schemes; make URLs absolute,
+    those that ``resolve`` names (links to other posts) by its answer."""
     return nh3.clean(
         html,
         tags=set(ALLOWED_TAGS),
         clean_content_tags=set(DROPPED_WITH_CONTENT),
         attributes={k: set(v) for k, v in ALLOWED_ATTRIBUTES.items()},
-        attribute_filter=_absolutiser(base_url),
+        attribute_filter=_absolutiser(base_url, resolve),
         url_schemes=set(URL_SCHEMES),
         link_rel=None,
     )
@@ -217,6 +297,8 @@ def _inline_text(token: Token) -> str:
             parts.append(child.content)
         elif child.type in ("softbreak", "hardbreak"):
             parts.append(" ")
+        elif _PLAIN in child.meta:
+            parts.append(child.meta[_PLAIN])
         elif child.type == "footnote_ref" and parts:
             parts[-1] = parts[-1].rstrip()
     return "".join(parts).strip()
@@ -247,14 +329,26 @@ def _plain_text(tokens: Sequence[Token]) -> tuple[tuple[str, ...], str | None, s
         elif kind == "html_block":
             if token.content.strip() == MORE_MARKER and before_more is None:
                 before_more = " ".join(paragraphs)
-            all_text.append(_TAG.sub(" ", token.content))
+            all_text.append(_html_text(token.content))
     return tuple(paragraphs), before_more, " ".join(all_text)
 
 
-def render_body(markdown: str, base_url: str, doc_id: str) -> Body:
-    """Render ``markdown`` as the body of the post at ``base_url``."""
-    env: EnvType = {"docId": doc_id}
+def render_body(
+    markdown: str,
+    base_url: str,
+    doc_id: str,
+    *,
+    parts: Mapping[str, str] = _NO_PARTS,
+    resolve: Resolver | None = None,
+) -> Body:
+    """Render ``markdown`` as the body of the post at ``base_url``.
+
+    ``parts`` maps the shortcode pass's placeholders to their HTML, which is
+    sanitised with the rest. ``resolve`` gives the permalink a relative link
+    names (``../other.md#part``), or None when it names no post.
+    """
+    env: EnvType = {"docId": doc_id, _PARTS: parts}
     tokens = _MD.parse(_separate_container_tags(markdown), env)
     html = _MD.renderer.render(tokens, _MD.options, env)
     paragraphs, before_more, text = _plain_text(tokens)
-    return Body(sanitise(html, base_url), paragraphs, before_more, text)
+    return Body(sanitise(html, base_url, resolve), paragraphs, before_more, text)
