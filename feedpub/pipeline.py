@@ -21,10 +21,10 @@ from feedpub.config import Config
 from feedpub.cron import CronSchedule
 from feedpub.delivery import Deliverer
 from feedpub.digest import EVERY_POST, IssuePlan, plan_issue, render_issue
-from feedpub.errors import DeliveryError
+from feedpub.errors import DeliveryError, StateError
 from feedpub.mail import build_message, message_name, with_default_name
 from feedpub.model import Issue, Problem, Recipient
-from feedpub.store import Delivery, Store, Variant
+from feedpub.store import Delivery, Store
 
 # The job name the ledger records digest runs under ('feedpub run' and the daemon).
 DIGEST_JOB = "digest"
@@ -217,7 +217,7 @@ class DigestSender:
             now,
             issues[variant_key(EVERY_POST)].subject,
             planned.whole.covered,
-            {key: Variant(issue.subject, issue.html, issue.text) for key, issue in issues.items()},
+            issues,
             recipients,
         )
         report.issues.append(number)
@@ -242,9 +242,10 @@ class DigestSender:
 
     def _recorded_issue(self, number: int, key: str) -> Issue:
         """Issue ``number`` as the ledger holds it for variant ``key``."""
-        variant = self.store.variant(number, key)
-        date = self.store.issue_time(number)
-        return Issue(number, date, variant.subject, variant.html, variant.text)
+        issue = self.store.issue(number, key)
+        if issue is None:
+            raise StateError(f"issue #{number} has no variant {key!r} in the ledger")
+        return issue
 
     def _send_one(
         self, delivery: Delivery, issues: dict[str, Issue], report: SendReport, left: int

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from feedpub.errors import StateError
+from feedpub.model import Issue
 from feedpub.store import MIGRATIONS, Store, exclusive_lock
 from tests.conftest import NOW
 
@@ -111,3 +112,13 @@ def test_a_claimed_request_goes_to_one_sender_until_its_lease_ends(tmp_path: Pat
         # The first sender died without a word: after the lease, another takes it.
         later = second.claim_subscribe_request(NOW + timedelta(minutes=11))
         assert later is not None and later.id == claimed.id and later.attempts == 2
+
+
+def test_an_issue_is_read_back_as_recorded_for_each_variant(tmp_path: Path) -> None:
+    whole = Issue(1, NOW, "Digest #1", "<p>all</p>", "all")
+    tagged = Issue(1, NOW, "Digest #1: llm", "<p>llm</p>", "llm")
+    with Store(tmp_path / "state.db") as store:
+        store.record_issue(1, NOW, whole.subject, ["urn:uuid:a"], {"": whole, "llm": tagged}, [])
+    with Store(tmp_path / "state.db") as store:
+        assert store.issue(1, "") == whole and store.issue(1, "llm") == tagged
+        assert store.issue(1, "robots") is None and store.issue(2, "") is None

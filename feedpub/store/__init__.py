@@ -17,7 +17,6 @@ from feedpub.store.records import (
     Confirmation,
     Delivery,
     SubscribeRequest,
-    Variant,
 )
 from feedpub.store.schema import MIGRATIONS
 from feedpub.store.subscribers import email_key
@@ -39,7 +38,6 @@ __all__ = [
     "Delivery",
     "Store",
     "SubscribeRequest",
-    "Variant",
     "email_key",
     "exclusive_lock",
 ]

@@ -8,9 +8,9 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime
 
 from feedpub.errors import StateError
-from feedpub.model import Subscriber
+from feedpub.model import Issue, Subscriber
 from feedpub.store.database import Database, _moment, _stamp
-from feedpub.store.records import Delivery, Variant
+from feedpub.store.records import Delivery
 
 
 def _delivery(row: sqlite3.Row) -> Delivery:
@@ -46,7 +46,7 @@ class Ledger(Database):
         created_at: datetime,
         subject: str,
         covered: Sequence[str],
-        variants: Mapping[str, Variant],
+        variants: Mapping[str, Issue],
         recipients: Sequence[tuple[Subscriber, str | None]],
     ) -> None:
         """Record a new issue, the posts it covers, its rendered variants and one
@@ -66,7 +66,7 @@ class Ledger(Database):
                 db.executemany(
                     "INSERT INTO issue_variants (issue, variant, subject, html, text)"
                     " VALUES (?, ?, ?, ?, ?)",
-                    [(number, key, v.subject, v.html, v.text) for key, v in variants.items()],
+                    [(number, key, i.subject, i.html, i.text) for key, i in variants.items()],
                 )
                 db.executemany(
                     "INSERT INTO deliveries (issue, subscriber, email, name, token, variant,"
@@ -88,16 +88,17 @@ class Ledger(Database):
         except sqlite3.IntegrityError as exc:
             raise StateError(f"issue #{number} conflicts with the ledger: {exc}") from None
 
-    def issue_time(self, number: int) -> datetime:
-        row = self._db.execute("SELECT created_at FROM issues WHERE number = ?", (number,))
-        return datetime.fromisoformat(row.fetchone()[0])
-
-    def variant(self, number: int, key: str) -> Variant:
+    def issue(self, number: int, key: str) -> Issue | None:
+        """Issue ``number`` as recorded for variant ``key``; None when there is none."""
         row = self._db.execute(
-            "SELECT subject, html, text FROM issue_variants WHERE issue = ? AND variant = ?",
+            "SELECT i.created_at, v.subject, v.html, v.text FROM issues i"
+            " JOIN issue_variants v ON v.issue = i.number WHERE i.number = ? AND v.variant = ?",
             (number, key),
         ).fetchone()
-        return Variant(row["subject"], row["html"], row["text"])
+        if row is None:
+            return None
+        created = datetime.fromisoformat(row["created_at"])
+        return Issue(number, created, row["subject"], row["html"], row["text"])
 
     def open_deliveries(self, number: int) -> list[Delivery]:
         rows = self._db.execute(

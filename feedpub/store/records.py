@@ -48,10 +48,3 @@ class Confirmation:
     subscriber: int
     created_at: datetime
     used_at: datetime | None
-
-
-@dataclass(frozen=True, slots=True)
-class Variant:
-    subject: str
-    html: str
-    text: str

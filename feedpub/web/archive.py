@@ -11,7 +11,8 @@ from starlette.responses import Response
 from feedpub.config import Config
 from feedpub.content.body import sanitise_issue
 from feedpub.mail import personalise
-from feedpub.store import Store, Variant
+from feedpub.model import Issue
+from feedpub.store import Store
 from feedpub.web.pages import Pages
 
 
@@ -31,17 +32,15 @@ class Archive:
         listed = await run_in_threadpool(self._listing)
         return self.pages.page(request, "issues", issues=listed)
 
-    def _variant(self, number: int) -> Variant | None:
+    def _issue(self, number: int) -> Issue | None:
         with Store(self.config.state_path) as store:
-            if number not in {n for n, _, _ in store.issues()}:
-                return None
-            return store.variant(number, "")
+            return store.issue(number, "")
 
     async def issue(self, request: Request) -> Response:
         pages = self.pages
         number = request.path_params["number"]
-        variant = await run_in_threadpool(self._variant, number)
-        if variant is None:
+        issue = await run_in_threadpool(self._issue, number)
+        if issue is None:
             return pages.notice(
                 request,
                 pages.gettext("No such issue"),
@@ -55,8 +54,8 @@ class Archive:
             "unsubscribe_url": subscribe,
             "manage_url": subscribe,
         }
-        html = personalise(variant.html, public, markup=True)
+        html = personalise(issue.html, public, markup=True)
         body = html.split("<body", 1)[-1].split(">", 1)[-1].rsplit("</body>", 1)[0]
         return pages.page(
-            request, "issue", number=number, subject=variant.subject, body=sanitise_issue(body)
+            request, "issue", number=number, subject=issue.subject, body=sanitise_issue(body)
         )
