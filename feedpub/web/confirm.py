@@ -24,15 +24,12 @@ class ConfirmLinks:
         self.pages = pages
         self.clock = clock
 
-    def _store(self) -> Store:
-        return Store(self.config.state_path)
-
     def _confirm_hours(self) -> timedelta:
         return timedelta(hours=self.config.web.confirm_hours)
 
     def _confirmation_state(self, nonce: str) -> str:
         """'valid', 'used', 'expired' or 'unknown'."""
-        with self._store() as store:
+        with Store(self.config.state_path) as store:
             confirmation = store.confirmation(nonce)
         if confirmation is None:
             return "unknown"
@@ -44,7 +41,7 @@ class ConfirmLinks:
 
     def _use(self, nonce: str) -> Subscriber | None:
         now = self.clock()
-        with self._store() as store:
+        with Store(self.config.state_path) as store:
             return store.use_confirmation(nonce, now, now - self._confirm_hours())
 
     async def confirm(self, request: Request) -> Response:

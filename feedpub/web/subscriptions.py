@@ -55,9 +55,6 @@ class Subscriptions:
         self.clock = clock
         self.manifest = manifest
 
-    def _store(self) -> Store:
-        return Store(self.config.state_path)
-
     def _client(self, request: Request) -> str:
         return client_key(
             request.client.host if request.client else None,
@@ -106,7 +103,7 @@ class Subscriptions:
         return pages.page(request, "check_inbox", email=address)
 
     def _queue(self, address: str, name: str) -> None:
-        with self._store() as store:
+        with Store(self.config.state_path) as store:
             store.queue_subscribe_request(address, name, self.clock())
 
     # Unsubscribing and preferences.
@@ -114,7 +111,7 @@ class Subscriptions:
     def _holder(self, token: str) -> tuple[Subscriber | None, bool]:
         """The subscriber ``token`` opens, and whether it is a retired token of
         someone who has since left (their old links still say 'unsubscribed')."""
-        with self._store() as store:
+        with Store(self.config.state_path) as store:
             subscriber = store.subscriber_by_token(token)
             if subscriber is not None:
                 return subscriber, False
@@ -124,7 +121,7 @@ class Subscriptions:
         return None, False
 
     def _unsubscribe(self, token: str) -> None:
-        with self._store() as store:
+        with Store(self.config.state_path) as store:
             store.set_status_by_token(token, "unsubscribed", self.clock())
 
     async def unsubscribe(self, request: Request) -> Response:
@@ -147,11 +144,11 @@ class Subscriptions:
         return pages.page(request, "unsubscribe", email=subscriber.email, done=True)
 
     def _subscriber(self, token: str) -> Subscriber | None:
-        with self._store() as store:
+        with Store(self.config.state_path) as store:
             return store.subscriber_by_token(token)
 
     def _save_preferences(self, token: str, tags: list[str], paused: bool) -> Subscriber | None:
-        with self._store() as store:
+        with Store(self.config.state_path) as store:
             store.set_preferences(token, tags, paused, self.clock())
             return store.subscriber_by_token(token)
 
