@@ -8,18 +8,20 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from html import unescape
+from html import escape, unescape
+from itertools import count
 from types import MappingProxyType
+from typing import Any
 from urllib.parse import urljoin, urlsplit
 
 import nh3
 from markdown_it import MarkdownIt
 from markdown_it.renderer import RendererProtocol
+from markdown_it.rules_block import StateBlock
 from markdown_it.rules_core import StateCore
 from markdown_it.token import Token
 from markdown_it.utils import EnvType, OptionsDict
 from mdit_py_plugins.footnote import footnote_plugin
-from mdit_py_plugins.footnote.index import render_footnote_anchor
 
 MORE_MARKER = "<!--more-->"
 
@@ -71,12 +73,14 @@ DROPPED_WITH_CONTENT = frozenset(
 
 @dataclass(frozen=True, slots=True)
 class Body:
-    """A rendered body: sanitised HTML and the plain text drawn from it."""
+    """A rendered body: sanitised HTML and the plain text drawn from it;
+    ``media_replaced`` counts the videos, sounds and frames shown as links."""
 
     html: str
     paragraphs: tuple[str, ...]
     before_more: str | None
     text: str
+    media_replaced: int
 
 
 def _separate_container_tags(source: str) -> str:
@@ -147,6 +151,35 @@ def _move_footnotes_to_place(state: StateCore) -> None:
     state.tokens = tokens[:place] + block + tokens[place + 1 : len(tokens) - len(block)]
 
 
+def _footnote_ids(token: Token) -> tuple[str, str]:
+    """The ids Goldmark gives a footnote and one reference to it: ``fn:1``, and
+    ``fnref:1``, ``fnref1:1`` for the second reference, and so on."""
+    number = token.meta["id"] + 1
+    return f"fn:{number}", f"fnref{token.meta.get('subId') or ''}:{number}"
+
+
+def _render_footnote_ref(
+    self: RendererProtocol,
+    tokens: Sequence[Token],
+    idx: int,
+    options: OptionsDict,
+    env: EnvType,
+) -> str:
+    note, ref = _footnote_ids(tokens[idx])
+    number = tokens[idx].meta["id"] + 1
+    return f'<sup id="{ref}"><a href="#{note}" class="footnote-ref">{number}</a></sup>'
+
+
+def _render_footnote_open(
+    self: RendererProtocol,
+    tokens: Sequence[Token],
+    idx: int,
+    options: OptionsDict,
+    env: EnvType,
+) -> str:
+    return f'<li id="{_footnote_ids(tokens[idx])[0]}" class="footnote-item">'
+
+
 def _render_footnote_anchor(
     self: RendererProtocol,
     tokens: Sequence[Token],
@@ -157,7 +190,8 @@ def _render_footnote_anchor(
     """The back-link after a footnote, left out where nothing refers to it."""
     if env["footnotes"]["list"][tokens[idx].meta["id"]]["count"] == 0:
         return ""
-    return render_footnote_anchor(self, tokens, idx, options, env)
+    # U+FE0E keeps the arrow from showing as an emoji.
+    return f' <a href="#{_footnote_ids(tokens[idx])[1]}" class="footnote-backref">\u21a9\ufe0e</a>'
 
 
 def _html_text(html: str) -> str:
@@ -222,13 +256,237 @@ def _place_parts(state: StateCore) -> None:
     state.tokens = tokens
 
 
+# Goldmark's attribute syntax (parser/attribute.go): {#id .class name="value"}.
+_ATTRIBUTE = re.compile(
+    r"""[ \t]*(?:(?P<mark>[#.])(?P<word>[^\s!"#$%&'()*+,/;<=>?@\[\\\]^`{|}~]*)"""
+    r"""|(?P<name>[A-Za-z_:][\w:.-]*)[ \t]*=[ \t]*"""
+    r"""(?P<value>"(?:[^"\\\n]|\\.)*"|-?[0-9][0-9.eE+-]*|true|false|null))"""
+)
+_ATTRIBUTE_GAP = re.compile(r"[ \t]*,?[ \t]*")
+_ESCAPE = re.compile(r"\\(.)")
+_ATTRIBUTES = "feedpub_attributes"
+
+
+def _parse_attributes(text: str, start: int) -> tuple[dict[str, str], int] | None:
+    """The attributes of the ``{...}`` at ``start`` and where it ends, as
+    Goldmark reads them; None when it is not an attribute block."""
+    attrs: dict[str, str] = {}
+    pos = start + 1
+    while True:
+        pos = _ATTRIBUTE_GAP.match(text, pos).end()  # type: ignore[union-attr]
+        if text.startswith("}", pos):
+            return attrs, pos + 1
+        found = _ATTRIBUTE.match(text, pos)
+        if found is None:
+            return None
+        if found["mark"]:
+            name, value = ("id" if found["mark"] == "#" else "class"), found["word"]
+        else:
+            name, value = found["name"], found["value"]
+            if value.startswith('"'):
+                value = _ESCAPE.sub(r"\1", value[1:-1])
+        if name == "class" and "class" in attrs:
+            value = f"{attrs['class']} {value}"
+        attrs[name] = value
+        pos = found.end()
+
+
+def _trailing_attributes(text: str) -> tuple[str, dict[str, str]] | None:
+    """A heading's text without the attribute block that ends it, and the
+    attributes (Goldmark's parseLastLineAttributes)."""
+    pos = 0
+    while pos < len(text):
+        if text[pos] == "\\":
+            pos += 2
+            continue
+        if text[pos] == "{":
+            found = _parse_attributes(text, pos)
+            if found is not None and not text[found[1] :].strip():
+                return text[:pos].rstrip(), found[0]
+        pos += 1
+    return None
+
+
+def _heading_attributes(state: StateCore) -> None:
+    """Take ``{#id .class}`` off the end of headings onto the heading itself
+    (Hugo's ``parser.attribute.title``, on by default)."""
+    tokens = state.tokens
+    for i, token in enumerate(tokens):
+        if token.type == "heading_open":
+            found = _trailing_attributes(tokens[i + 1].content)
+            if found is not None:
+                tokens[i + 1].content, attrs = found
+                token.attrs.update(attrs)
+
+
+def _attribute_block(state: StateBlock, start: int, end: int, silent: bool) -> bool:
+    """A line that is only ``{...}``: attributes for the block before it (Hugo's
+    ``parser.attribute.block``). Like Goldmark's, it ends a paragraph."""
+    if state.sCount[start] - state.blkIndent >= 4:
+        return False
+    begin = state.bMarks[start] + state.tShift[start]
+    line = state.src[begin : state.eMarks[start]]
+    found = _parse_attributes(line, 0) if line.startswith("{") else None
+    if found is None or line[found[1] :].strip():
+        return False
+    if not silent:
+        token = state.push(_ATTRIBUTES, "", 0)
+        token.map = [start, start + 1]
+        token.meta = {"attrs": found[0], "after_blank": start > 0 and state.isEmpty(start - 1)}
+        state.line = start + 1
+    return True
+
+
+def _block_attribute_target(tokens: Sequence[Token], at: int) -> Token | None:
+    """The opening token of the block just before the attribute line at ``at``,
+    or None where Hugo drops the attributes (after a blank line or a code fence,
+    or first in its container)."""
+    if at == 0 or tokens[at].meta["after_blank"]:
+        return None
+    before = tokens[at - 1]
+    if before.nesting == 0:
+        return before if before.type in ("hr", "code_block") else None
+    if before.nesting == 1:
+        return None
+    depth = 0
+    for token in reversed(tokens[:at]):
+        depth += token.nesting
+        if depth == 0:
+            return token
+    return None
+
+
+def _apply_block_attributes(tokens: list[Token]) -> list[Token]:
+    kept: list[Token] = []
+    for i, token in enumerate(tokens):
+        if token.type != _ATTRIBUTES:
+            kept.append(token)
+            continue
+        target = _block_attribute_target(tokens, i)
+        if target is not None:
+            for name, value in token.meta["attrs"].items():
+                target.attrs.setdefault(name, value)
+    return kept
+
+
+# Where Goldmark (typographer on) ends the text node a link or emphasis starts
+# with: before a typographic substitution, after an unmatched delimiter.
+_GOLDMARK_TEXT_END = re.compile(r"[*_~]+|--|\.\.\.|<<|>>|['\"]")
+_TYPOGRAPHIC_DASHES = re.compile(r"---?")
+
+
+def _inline_tree(tokens: Sequence[Token]) -> list[tuple[Token, list[Any]]]:
+    """Flat inline tokens as the tree Goldmark builds: a node and its children."""
+    root: list[tuple[Token, list[Any]]] = []
+    stack = [root]
+    for token in tokens:
+        if token.nesting == -1:
+            stack.pop()
+            continue
+        node: tuple[Token, list[Any]] = (token, _inline_tree(token.children or ()))
+        stack[-1].append(node)
+        if token.nesting == 1:
+            stack.append(node[1])
+    return root
+
+
+def _first_child_text(nodes: list[tuple[Token, list[Any]]]) -> str:
+    """The plain text of the first node, which for text is only as far as
+    Goldmark's first text node goes."""
+    if not nodes:
+        return ""
+    if nodes[0][0].type not in ("text", "text_special"):
+        return _node_text(nodes[0])
+    out: list[str] = []
+    for token, _ in nodes:
+        if token.type == "text_special":
+            out.append(token.content)
+            continue
+        if token.type != "text":
+            break
+        end = _GOLDMARK_TEXT_END.search(token.content)
+        if end is not None:
+            out.append(token.content[: end.end() if end[0][0] in "*_~" else end.start()])
+            break
+        out.append(token.content)
+    return "".join(out)
+
+
+def _node_text(node: tuple[Token, list[Any]]) -> str:
+    token, children = node
+    if token.type in ("text_special", "code_inline"):
+        return token.content
+    if token.type == "text":
+        return _TYPOGRAPHIC_DASHES.sub("", token.content)
+    if token.type in ("softbreak", "hardbreak"):
+        return "\n"
+    if token.markup == "autolink":
+        return ""
+    return _first_child_text(children)
+
+
+def _heading_text(inline: Token) -> str:
+    """The text Hugo makes a heading's id from: its render.TextPlain, which
+    takes every node of the heading but only the first child of a link,
+    emphasis or image, and the last line of a multi-line heading."""
+    text = "".join(_node_text(node) for node in _inline_tree(inline.children or ()))
+    return text.rsplit("\n", 1)[-1]
+
+
+def _anchor_name(text: str) -> str:
+    """Hugo's "github" autoHeadingIDType (markup/goldmark/autoid.go): letters,
+    digits and ``_`` lower-cased, a space or ``-`` as ``-``, the rest dropped."""
+    kept: list[str] = []
+    for char in text.strip():
+        if char in " -":
+            kept.append("-")
+        elif char == "_" or char.isalpha() or char.isdecimal():
+            # Go lower-cases one rune to one rune ("İ" -> "i").
+            kept.append(char.lower()[0])
+    return "".join(kept)
+
+
+def _heading_ids(state: StateCore) -> None:
+    """Give each heading the id Hugo gives it, in document order: an explicit
+    id is taken as it is, a generated one numbered ``-1``, ``-2`` past those
+    already used. Then apply block attributes, which do not replace an id."""
+    used: set[str] = set()
+    tokens = state.tokens
+    for i, token in enumerate(tokens):
+        if token.type != "heading_open":
+            continue
+        given = token.attrs.get("id")
+        if isinstance(given, str):
+            used.add(given)
+            continue
+        text = _heading_text(tokens[i + 1])
+        if not text:
+            continue
+        wanted = _anchor_name(text) or "heading"
+        if wanted in used:
+            wanted = next(f"{wanted}-{n}" for n in count(1) if f"{wanted}-{n}" not in used)
+        used.add(wanted)
+        token.attrs["id"] = wanted
+    state.tokens = _apply_block_attributes(tokens)
+
+
 def _markdown() -> MarkdownIt:
     md = MarkdownIt("commonmark", {"html": True}).enable(["table", "strikethrough"])
     md.use(footnote_plugin, inline=False)
+    md.block.ruler.before(
+        "table",
+        "attribute_block",
+        _attribute_block,
+        {"alt": ["paragraph", "reference", "blockquote", "list"]},
+    )
+    md.core.ruler.before("inline", "heading_attributes", _heading_attributes)
+    md.core.ruler.after("inline", "heading_ids", _heading_ids)
     md.core.ruler.before("footnote_tail", "mark_footnote_place", _mark_footnote_place)
     md.core.ruler.before("footnote_tail", "keep_unreferenced", _keep_unreferenced_footnotes)
     md.core.ruler.after("footnote_tail", "move_footnotes_to_place", _move_footnotes_to_place)
     md.core.ruler.push("place_parts", _place_parts)
+    md.add_render_rule("footnote_ref", _render_footnote_ref)
+    md.add_render_rule("footnote_open", _render_footnote_open)
     md.add_render_rule("footnote_anchor", _render_footnote_anchor)
     return md
 
@@ -236,16 +494,53 @@ def _markdown() -> MarkdownIt:
 _MD = _markdown()
 
 
+# Media the sanitiser does not let through, with what is inside them.
+_MEDIA = re.compile(
+    r"<(video|audio|iframe)\b((?:[^>\"']|\"[^\"]*\"|'[^']*')*)>(.*?)</\1\s*>",
+    re.IGNORECASE | re.DOTALL,
+)
+_SOURCE = re.compile(r"<source\b((?:[^>\"']|\"[^\"]*\"|'[^']*')*)>", re.IGNORECASE)
+_TAG_ATTRIBUTE = re.compile(r"""([^\s"'>/=]+)(?:\s*=\s*(?:"([^"]*)"|'([^']*)'|([^\s"'=<>`]+)))?""")
+
+
+def _tag_attributes(source: str) -> dict[str, str]:
+    return {
+        found[1].lower(): unescape(found[2] or found[3] or found[4] or "")
+        for found in _TAG_ATTRIBUTE.finditer(source)
+    }
+
+
+def _link_media(html: str) -> tuple[str, int]:
+    """Put a link to its source in place of each video, audio and frame (the
+    poster image as the link, when a video has one), and count them."""
+    replaced = 0
+
+    def link(found: re.Match[str]) -> str:
+        nonlocal replaced
+        attrs = _tag_attributes(found[2])
+        sources = (_tag_attributes(inner[1]).get("src") for inner in _SOURCE.finditer(found[3]))
+        src = attrs.get("src") or next((source for source in sources if source), "")
+        if not src:
+            return found[0]
+        replaced += 1
+        label = escape(attrs.get("title") or src)
+        poster = attrs.get("poster") if found[1].lower() == "video" else None
+        shown = f'<img src="{escape(poster)}" alt="{label}">' if poster else label
+        return f'<a href="{escape(src)}">{shown}</a>'
+
+    return _MEDIA.sub(link, html), replaced
+
+
 Resolver = Callable[[str], "str | None"]
 
 
 def _absolutiser(base_url: str, resolve: Resolver | None) -> Callable[[str, str, str], str]:
     def absolute(tag: str, attribute: str, value: str) -> str:
-        if attribute in ("href", "src") and not value.startswith("#"):
-            # A bare "#fragment" is a same-document reference (RFC 3986, 4.4):
-            # footnote links must stay inside the feed item or email.
+        if attribute in ("href", "src"):
+            # Even "#fragment" becomes absolute: feed readers and mail clients
+            # show a body apart from its page, where only the permalink has it.
             target = value.strip()
-            if resolve is not None:
+            if resolve is not None and not target.startswith("#"):
                 parts = urlsplit(target)
                 resolved = None if parts.scheme or parts.netloc else resolve(target)
                 if resolved is not None:
@@ -345,10 +640,12 @@ def render_body(
 
     ``parts`` maps the shortcode pass's placeholders to their HTML, which is
     sanitised with the rest. ``resolve`` gives the permalink a relative link
-    names (``../other.md#part``), or None when it names no post.
+    names (``../other.md#part``), or None when it names no post. Footnote and
+    heading ids are those Hugo gives, whatever ``doc_id`` is, so that the
+    absolute links to them land on the post's page.
     """
-    env: EnvType = {"docId": doc_id, _PARTS: parts}
+    env: EnvType = {_PARTS: parts}
     tokens = _MD.parse(_separate_container_tags(markdown), env)
-    html = _MD.renderer.render(tokens, _MD.options, env)
+    html, media_replaced = _link_media(_MD.renderer.render(tokens, _MD.options, env))
     paragraphs, before_more, text = _plain_text(tokens)
-    return Body(sanitise(html, base_url, resolve), paragraphs, before_more, text)
+    return Body(sanitise(html, base_url, resolve), paragraphs, before_more, text, media_replaced)
