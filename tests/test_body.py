@@ -185,6 +185,7 @@ def test_no_placeholder_leaks_into_any_output() -> None:
         assert "FPSC" not in out
     doc = lxml_html.fragment_fromstring(body.html, create_parent="div")
     assert doc.find(".//p/img").get("alt") == "Ctrl & C"
+    assert doc.find("h1").get("id") == "title-ctrl--c"
     assert doc.find(".//li/figure") is not None
 
 

@@ -11,7 +11,6 @@ from dataclasses import dataclass
 from html import escape, unescape
 from itertools import count
 from types import MappingProxyType
-from typing import Any
 from urllib.parse import urljoin, urlsplit
 
 import nh3
@@ -195,6 +194,7 @@ def _render_footnote_anchor(
 
 
 def _html_text(html: str) -> str:
+    """The words of an HTML fragment, as plain text on one line."""
     return " ".join(unescape(_TAG.sub(" ", html)).split())
 
 
@@ -259,10 +259,10 @@ def _place_parts(state: StateCore) -> None:
 # Goldmark's attribute syntax (parser/attribute.go): {#id .class name="value"}.
 _ATTRIBUTE = re.compile(
     r"""[ \t]*(?:(?P<mark>[#.])(?P<word>[^\s!"#$%&'()*+,/;<=>?@\[\\\]^`{|}~]*)"""
-    r"""|(?P<name>[A-Za-z_:][\w:.-]*)[ \t]*=[ \t]*"""
-    r"""(?P<value>"(?:[^"\\\n]|\\.)*"|-?[0-9][0-9.eE+-]*|true|false|null))"""
+    r"""|(?P<name>[A-Za-z_:][A-Za-z0-9_:.-]*)[ \t]*=[ \t]*"""
+    r"""(?P<value>"(?:[^"\\\n]|\\.)*"|-?[0-9][0-9.eE+-]*|true|false|null))(?:[ \t]*,)?"""
 )
-_ATTRIBUTE_GAP = re.compile(r"[ \t]*,?[ \t]*")
+_ATTRIBUTES_END = re.compile(r"[ \t]*\}")
 _ESCAPE = re.compile(r"\\(.)")
 _ATTRIBUTES = "feedpub_attributes"
 
@@ -273,9 +273,9 @@ def _parse_attributes(text: str, start: int) -> tuple[dict[str, str], int] | Non
     attrs: dict[str, str] = {}
     pos = start + 1
     while True:
-        pos = _ATTRIBUTE_GAP.match(text, pos).end()  # type: ignore[union-attr]
-        if text.startswith("}", pos):
-            return attrs, pos + 1
+        end = _ATTRIBUTES_END.match(text, pos)
+        if end is not None:
+            return attrs, end.end()
         found = _ATTRIBUTE.match(text, pos)
         if found is None:
             return None
@@ -345,7 +345,7 @@ def _block_attribute_target(tokens: Sequence[Token], at: int) -> Token | None:
         return None
     before = tokens[at - 1]
     if before.nesting == 0:
-        return before if before.type in ("hr", "code_block") else None
+        return before if before.type == "hr" else None
     if before.nesting == 1:
         return None
     depth = 0
@@ -356,7 +356,10 @@ def _block_attribute_target(tokens: Sequence[Token], at: int) -> Token | None:
     return None
 
 
-def _apply_block_attributes(tokens: list[Token]) -> list[Token]:
+def _block_attributes(state: StateCore) -> None:
+    """Give each block the attributes on the line below it, those it has not
+    got already (a heading keeps its id), and drop the attribute lines."""
+    tokens = state.tokens
     kept: list[Token] = []
     for i, token in enumerate(tokens):
         if token.type != _ATTRIBUTES:
@@ -366,7 +369,7 @@ def _apply_block_attributes(tokens: list[Token]) -> list[Token]:
         if target is not None:
             for name, value in token.meta["attrs"].items():
                 target.attrs.setdefault(name, value)
-    return kept
+    state.tokens = kept
 
 
 # Where Goldmark (typographer on) ends the text node a link or emphasis starts
@@ -375,22 +378,25 @@ _GOLDMARK_TEXT_END = re.compile(r"[*_~]+|--|\.\.\.|<<|>>|['\"]")
 _TYPOGRAPHIC_DASHES = re.compile(r"---?")
 
 
-def _inline_tree(tokens: Sequence[Token]) -> list[tuple[Token, list[Any]]]:
+_Node = tuple[Token, list["_Node"]]
+
+
+def _inline_tree(tokens: Sequence[Token]) -> list[_Node]:
     """Flat inline tokens as the tree Goldmark builds: a node and its children."""
-    root: list[tuple[Token, list[Any]]] = []
+    root: list[_Node] = []
     stack = [root]
     for token in tokens:
         if token.nesting == -1:
             stack.pop()
             continue
-        node: tuple[Token, list[Any]] = (token, _inline_tree(token.children or ()))
+        node: _Node = (token, _inline_tree(token.children or ()))
         stack[-1].append(node)
         if token.nesting == 1:
             stack.append(node[1])
     return root
 
 
-def _first_child_text(nodes: list[tuple[Token, list[Any]]]) -> str:
+def _first_child_text(nodes: list[_Node]) -> str:
     """The plain text of the first node, which for text is only as far as
     Goldmark's first text node goes."""
     if not nodes:
@@ -412,8 +418,10 @@ def _first_child_text(nodes: list[tuple[Token, list[Any]]]) -> str:
     return "".join(out)
 
 
-def _node_text(node: tuple[Token, list[Any]]) -> str:
+def _node_text(node: _Node) -> str:
     token, children = node
+    if _PLAIN in token.meta:
+        return str(token.meta[_PLAIN])
     if token.type in ("text_special", "code_inline"):
         return token.content
     if token.type == "text":
@@ -449,7 +457,7 @@ def _anchor_name(text: str) -> str:
 def _heading_ids(state: StateCore) -> None:
     """Give each heading the id Hugo gives it, in document order: an explicit
     id is taken as it is, a generated one numbered ``-1``, ``-2`` past those
-    already used. Then apply block attributes, which do not replace an id."""
+    already used."""
     used: set[str] = set()
     tokens = state.tokens
     for i, token in enumerate(tokens):
@@ -467,7 +475,6 @@ def _heading_ids(state: StateCore) -> None:
             wanted = next(f"{wanted}-{n}" for n in count(1) if f"{wanted}-{n}" not in used)
         used.add(wanted)
         token.attrs["id"] = wanted
-    state.tokens = _apply_block_attributes(tokens)
 
 
 def _markdown() -> MarkdownIt:
@@ -480,11 +487,12 @@ def _markdown() -> MarkdownIt:
         {"alt": ["paragraph", "reference", "blockquote", "list"]},
     )
     md.core.ruler.before("inline", "heading_attributes", _heading_attributes)
-    md.core.ruler.after("inline", "heading_ids", _heading_ids)
+    md.core.ruler.after("inline", "place_parts", _place_parts)
+    md.core.ruler.after("place_parts", "heading_ids", _heading_ids)
+    md.core.ruler.after("heading_ids", "block_attributes", _block_attributes)
     md.core.ruler.before("footnote_tail", "mark_footnote_place", _mark_footnote_place)
     md.core.ruler.before("footnote_tail", "keep_unreferenced", _keep_unreferenced_footnotes)
     md.core.ruler.after("footnote_tail", "move_footnotes_to_place", _move_footnotes_to_place)
-    md.core.ruler.push("place_parts", _place_parts)
     md.add_render_rule("footnote_ref", _render_footnote_ref)
     md.add_render_rule("footnote_open", _render_footnote_open)
     md.add_render_rule("footnote_anchor", _render_footnote_anchor)
@@ -531,7 +539,7 @@ def _link_media(html: str) -> tuple[str, int]:
     return _MEDIA.sub(link, html), replaced
 
 
-Resolver = Callable[[str], "str | None"]
+Resolver = Callable[[str], str | None]
 
 
 def _absolutiser(base_url: str, resolve: Resolver | None) -> Callable[[str, str, str], str]:
