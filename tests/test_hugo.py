@@ -593,10 +593,10 @@ SHORTCODE_TEXT = {
 
 
 def test_shortcode_text_matches_hugo(site: Site) -> None:
-    checked = 0
+    if site.name != "docsy-blog":
+        pytest.skip("the shortcodes are in the Docsy site")
     for path, (present, absent) in SHORTCODE_TEXT.items():
-        if path not in site.by_path:
-            continue
+        assert path in site.by_path, f"{site.name}: {path} is not in the feed"
         hugo_text = _plain(site.pages[path].main.text_content())
         text = _plain(site.by_path[path].main.text_content())
         for phrase in present:
@@ -605,14 +605,13 @@ def test_shortcode_text_matches_hugo(site: Site) -> None:
         for phrase in absent:
             assert phrase not in hugo_text, f"fixture: Hugo shows {phrase!r}"
             assert phrase not in text, f"{site.name}: {path}: feedpub shows {phrase!r}"
-        checked += 1
-    if site.name == "docsy-blog":
-        assert checked == len(SHORTCODE_TEXT), "a shortcode post is missing from the feed"
 
 
 def test_youtube_shortcode_leaves_a_link_to_the_video(site: Site) -> None:
     # Hugo embeds the video in an iframe; feedpub's sanitiser drops iframes (feed
     # readers do too), so the reader needs at least a link to the video.
+    if site.name != "docsy-blog":
+        pytest.skip("the video is in the Docsy site")
     videos = 0
     for page, item in _compared(site):
         for frame in page.main.iter("iframe"):
@@ -624,8 +623,7 @@ def test_youtube_shortcode_leaves_a_link_to_the_video(site: Site) -> None:
             assert any(found.group(1) in href for href in hrefs), (
                 f"{site.name}: {page.path}: no link to YouTube video {found.group(1)}"
             )
-    if site.name == "docsy-blog":
-        assert videos == 1
+    assert videos == 1
 
 
 # ---- front matter: authors, covers, terms ---------------------------------------------
