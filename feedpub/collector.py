@@ -173,7 +173,14 @@ def read_one(content: ContentConfig, site: SiteConfig, rel: str, bodies: bool = 
         text = read_text(path)
         head = head_digest(text)
         post, warnings = read_post(
-            path, rel, site, content.permalink, content.static_dir, keep_body=bodies, text=text
+            path,
+            rel,
+            site,
+            content.permalink,
+            content.static_dir,
+            keep_body=bodies,
+            text=text,
+            cover_fields=content.cover_fields,
         )
     except ContentError as exc:
         return FileResult(rel, None, (exc.problem,), head)
@@ -191,7 +198,7 @@ def freeze(result: FileResult) -> Frozen:
     problems = tuple((p.path, p.message, p.line, p.severity.value) for p in result.problems)
     if post is None:
         return None, problems, result.head
-    author = (post.author.name, post.author.email)
+    author = (post.author.name, post.author.email, post.author.uri)
     cover = None if post.cover is None else astuple(post.cover)
     row = tuple(getattr(post, name) for name in POST_FIELDS)
     return (*row, author, cover), problems, result.head
@@ -307,6 +314,7 @@ class ContentCounts:
     drafts: int
     scheduled: int
     duplicates: int
+    hidden: int = 0  # due, but expired or unlisted
 
     @property
     def skipped(self) -> int:
@@ -320,10 +328,13 @@ def content_counts(
     posts = collection.posts
     drafts = sum(p.draft for p in posts)
     scheduled = sum(not p.draft and p.date > now for p in posts)
+    hidden = sum(not p.draft and p.date <= now and not live(p, now) for p in posts)
     if published is None:
         published = len(select(posts, now))
-    duplicates = len(posts) - drafts - scheduled - published
-    return ContentCounts(collection.files, len(posts), published, drafts, scheduled, duplicates)
+    duplicates = len(posts) - drafts - scheduled - hidden - published
+    return ContentCounts(
+        collection.files, len(posts), published, drafts, scheduled, duplicates, hidden
+    )
 
 
 def folded_terms(names: Iterable[str]) -> frozenset[str]:
@@ -367,10 +378,35 @@ def _unique_stories(posts: Iterable[Post]) -> list[Post]:
     return kept
 
 
+def live(post: Post, now: datetime) -> bool:
+    """Whether the post belongs in the feeds at ``now``: not a draft, dated
+    ``now`` or before, not expired by then, and listed (see ``Post.listed``)."""
+    return (
+        not post.draft
+        and post.date <= now
+        and post.listed
+        and (post.expires is None or post.expires > now)
+    )
+
+
+def next_change(posts: Iterable[Post], now: datetime) -> datetime | None:
+    """The first moment after ``now`` at which ``live`` changes its answer for
+    one of ``posts``: a scheduled post comes due, or a post's expiry does. A
+    build whose selection holds until then need not select again before it."""
+    moments = [
+        moment
+        for post in posts
+        if not post.draft and post.listed
+        for moment in (post.date, post.expires)
+        if moment is not None and moment > now
+    ]
+    return min(moments, default=None)
+
+
 def select(posts: Iterable[Post], now: datetime, filters: Filters = Filters()) -> list[Post]:
-    """Published posts (no drafts, nothing dated after ``now``), one per story,
-    filtered, newest first with ties in path order, at most ``filters.limit``."""
-    published = (p for p in posts if not p.draft and p.date <= now)
+    """Live posts (see ``live``), one per story, filtered, newest first with
+    ties in path order, at most ``filters.limit``."""
+    published = (p for p in posts if live(p, now))
     chosen = _unique_stories(published)
     if filters.tags or filters.categories or filters.exclude_tags or filters.exclude_categories:
         chosen = [p for p in chosen if _wanted(p, filters)]

@@ -17,6 +17,7 @@ from urllib.parse import urljoin, urlsplit
 from zoneinfo import ZoneInfo
 
 from feedpub.config_schema import (
+    DEFAULT_COVER_FIELDS,
     ConfigOptions,
     DkimOptions,
     FeedsOptions,
@@ -53,6 +54,7 @@ class ContentConfig:
     include: tuple[str, ...]
     exclude: tuple[str, ...]
     permalink: str
+    cover_fields: tuple[str, ...] = DEFAULT_COVER_FIELDS
 
 
 @dataclass(frozen=True, slots=True)
@@ -321,6 +323,7 @@ def load_config(path: Path) -> Config:
         include=options.content.include,
         exclude=options.content.exclude,
         permalink=options.content.permalink.lstrip("/"),
+        cover_fields=options.content.cover_fields,
     )
     feeds = _feeds(options.feeds, base, site.url)
     templates_dir = base / options.templates_dir

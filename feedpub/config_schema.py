@@ -40,6 +40,38 @@ from feedpub.subscribers import check_email
 FEED_FORMATS = ("rss", "atom", "json")
 TAXONOMIES = ("tags", "categories")
 PERMALINK_FIELDS = ("slug", "year", "month", "day")
+# Hugo's permalink attributes (resources/page/permalinks.go) that a post's file
+# and front matter decide; the ones that name the post itself come first.
+HUGO_NAMING_ATTRIBUTES = (
+    "slug",
+    "title",
+    "filename",
+    "slugorfilename",
+    "contentbasename",
+    "slugorcontentbasename",
+)
+HUGO_ATTRIBUTES = (
+    *HUGO_NAMING_ATTRIBUTES,
+    "section",
+    "year",
+    "month",
+    "monthname",
+    "day",
+    "weekday",
+    "weekdayname",
+    "yearday",
+)
+# A Hugo attribute: a colon and a word (a colon written \: is a colon).
+HUGO_ATTRIBUTE = re.compile(r"(?<!\\):(\w+)")
+# Where popular themes keep a post's cover image (PaperMod, Docsy, Ananke, Stack...).
+DEFAULT_COVER_FIELDS = (
+    "cover.image",
+    "images",
+    "image",
+    "featured_image",
+    "banner",
+    "thumbnail",
+)
 SUBJECT_FIELDS = ("title", "site_title", "number", "date", "lead_title")
 _LANGUAGE = re.compile(r"[A-Za-z]{2,3}(-[A-Za-z0-9]{1,8})*")
 _INTERVAL = re.compile(r"(\d+)\s*([smh])")
@@ -104,6 +136,33 @@ class Email(Option[str | None]):
 
     def unset(self) -> None:
         return None
+
+
+def hugo_pattern(pattern: str) -> bool:
+    """Whether a permalink pattern is in Hugo's syntax (``:slug``) rather than
+    feedpub's (``{slug}``)."""
+    return "{" not in pattern and HUGO_ATTRIBUTE.search(pattern) is not None
+
+
+class Permalink(Pattern):
+    """A post's URL pattern: ``posts/{slug}/``, or Hugo's own permalink syntax
+    (``/:year/:month/:slug/``) as written in hugo.toml."""
+
+    def convert(self, value: object) -> str:
+        pattern = as_text(value)
+        if not hugo_pattern(pattern):
+            return super().convert(value)
+        used = HUGO_ATTRIBUTE.findall(pattern)
+        unknown = [a for a in used if a not in HUGO_ATTRIBUTES]
+        if unknown:
+            allowed = ", ".join(":" + a for a in HUGO_ATTRIBUTES)
+            raise Invalid(f"unknown Hugo permalink attribute :{unknown[0]}; use {allowed}")
+        if not any(a in HUGO_NAMING_ATTRIBUTES for a in used):
+            raise Invalid(
+                "expected a pattern that names the post, with :slug, :title, :filename or "
+                f":contentbasename, such as /:year/:month/:slug/, got {pattern!r}"
+            )
+        return pattern
 
 
 class Cron(Option[CronSchedule]):
@@ -188,12 +247,17 @@ class ContentOptions(Section):
         doc="Glob patterns to leave out (the sample config leaves out Hugo's `_index.md`).",
         default=[],
     )
-    permalink = Pattern(
+    permalink = Permalink(
         PERMALINK_FIELDS,
-        doc="Each post's URL relative to `site.url`.",
+        doc="Each post's URL relative to `site.url`, in this form or in Hugo's (see below).",
         default="posts/{slug}/",
         needs="slug",
         example="posts/{slug}/",
+    )
+    cover_fields = TextList(
+        doc="Front-matter fields tried in order for a post's cover image; `cover.image` is "
+        "`image` inside `cover`, and a list gives its first item.",
+        default=list(DEFAULT_COVER_FIELDS),
     )
 
 

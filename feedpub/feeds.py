@@ -279,6 +279,8 @@ def _person(author: Author) -> dict[str, str]:
     person = {"name": author.name}
     if author.email:
         person["email"] = author.email
+    if author.uri:
+        person["uri"] = author.uri
     return person
 
 
@@ -316,7 +318,11 @@ def _json_item(item: RenderedPost, full_content: bool) -> dict[str, Any]:
         entry["image"] = post.cover.url
     entry["date_published"] = _rfc3339(post.date)
     entry["date_modified"] = _rfc3339(post.updated)
-    entry["authors"] = [{"name": post.author.name}]
+    entry["authors"] = [
+        {"name": post.author.name, "url": post.author.uri}
+        if post.author.uri
+        else {"name": post.author.name}
+    ]
     terms = _terms(post)
     if terms:
         entry["tags"] = terms

@@ -14,8 +14,11 @@ from typing import Any
 
 @dataclass(frozen=True, slots=True)
 class Author:
+    """A person: ``uri`` is their page (Atom's author ``<uri>``, JSON Feed's ``url``)."""
+
     name: str
     email: str | None = None
+    uri: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,6 +42,7 @@ class Post:
     only posts some feed or email actually shows pay for it. ``path`` is where the
     file is, as text: a build cache holds a hundred thousand of them, and pathlib
     objects cost more to rebuild than everything else in a post together.
+    A post that is not ``listed`` still has a page (a link may point at it).
     """
 
     path: str
@@ -60,6 +64,10 @@ class Post:
     word_count: int | None
     reading_time: int | None
     extra: Mapping[str, Any]
+    # When the post leaves the feeds (Hugo's expiryDate); None: never.
+    expires: datetime | None = None
+    # False for a post Hugo lists nowhere (build.list never or local, headless).
+    listed: bool = True
 
 
 @dataclass(frozen=True, slots=True)

@@ -6,7 +6,17 @@ from pathlib import Path
 
 import pytest
 
-from feedpub.collector import Filters, collect, find_files, select
+from feedpub.collector import (
+    Filters,
+    collect,
+    content_counts,
+    find_files,
+    freeze,
+    next_change,
+    read_one,
+    select,
+    thaw,
+)
 from feedpub.config import ContentConfig, SiteConfig, load_config
 from feedpub.model import Post
 from tests.conftest import NOW, REPO, WritePost
@@ -158,3 +168,52 @@ def test_select_keeps_the_earliest_copy_of_a_story(base: Post) -> None:
 def test_select_does_not_merge_posts_with_titles_of_punctuation_only(base: Post) -> None:
     posts = [_post(base, "a", 1, title="!!!"), _post(base, "b", 2, title="???")]
     assert len(select(posts, NOW)) == 2
+
+
+def test_select_drops_expired_and_unlisted_posts(base: Post) -> None:
+    posts = [
+        _post(base, "expired", 5, expires=NOW - timedelta(hours=1)),
+        _post(base, "expires now", 5, expires=NOW),
+        _post(base, "expires later", 5, expires=NOW + timedelta(hours=1)),
+        _post(base, "unlisted", 5, listed=False),
+        _post(base, "plain", 6),
+    ]
+    assert [p.rel_path for p in select(posts, NOW)] == ["expires later", "plain"]
+
+
+def test_next_change_is_the_first_due_date_or_expiry(base: Post) -> None:
+    hour = timedelta(hours=1)
+    posts = [
+        _post(base, "live", 5, expires=NOW + 3 * hour),
+        _post(base, "scheduled", -2),
+        _post(base, "gone", 5, expires=NOW - hour),
+        _post(base, "draft", -1, draft=True),
+        _post(base, "unlisted", -1, listed=False),
+    ]
+    assert next_change(posts, NOW) == NOW + 2 * hour
+    assert next_change(posts[:1], NOW) == NOW + 3 * hour
+    assert next_change(posts[2:], NOW) is None
+
+
+def test_counts_tell_hidden_posts_from_duplicates(
+    content_dir: Path, site: SiteConfig, write_post: WritePost
+) -> None:
+    write_post("a.md", "title: A\ndate: 2026-11-01\nexpiryDate: 2026-11-02")
+    write_post("b.md", "title: B\ndate: 2026-11-01\nheadless: true")
+    write_post("c.md", "title: C\ndate: 2026-11-01")
+    write_post("d.md", "title: C\ndate: 2026-11-02")
+    counts = content_counts(collect(_content(content_dir), site), NOW)
+    assert (counts.published, counts.hidden, counts.duplicates) == (1, 2, 1)
+
+
+def test_a_post_survives_freezing_with_its_new_fields(
+    content_dir: Path, site: SiteConfig, write_post: WritePost
+) -> None:
+    write_post(
+        "a.md",
+        "title: A\ndate: 2026-11-01\nexpiryDate: 2026-12-01\nbuild: {list: never}\n"
+        "author: '[Ann](https://ann.example/)'",
+    )
+    result = read_one(_content(content_dir), site, "a.md")
+    assert result.post is not None and result.post.author.uri == "https://ann.example/"
+    assert thaw("a.md", *freeze(result)) == result

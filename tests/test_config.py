@@ -348,3 +348,38 @@ def test_bad_trusted_proxies_are_named(tmp_path: Path) -> None:
     assert _messages(not_a_list) == [
         f"{not_a_list}: web.trusted_proxies: expected a list of text, got the number 5"
     ]
+
+
+def test_hugo_permalinks_and_cover_fields_are_read(tmp_path: Path) -> None:
+    path = _write(
+        tmp_path,
+        "site: {title: T, url: 'https://e.org/'}\n"
+        "content: {permalink: '/:year/:month/:slug/', cover_fields: [hero, cover.image]}\n",
+    )
+    config = load_config(path)
+    assert config.content.permalink == ":year/:month/:slug/"
+    assert config.content.cover_fields == ("hero", "cover.image")
+
+
+@pytest.mark.parametrize(
+    ("pattern", "problem"),
+    [
+        (
+            "/:year/:sections/:slug/",
+            "unknown Hugo permalink attribute :sections; use :slug, :title, :filename, "
+            ":slugorfilename, :contentbasename, :slugorcontentbasename, :section, :year, "
+            ":month, :monthname, :day, :weekday, :weekdayname, :yearday",
+        ),
+        (
+            "/:year/:month/",
+            "expected a pattern that names the post, with :slug, :title, :filename or "
+            ":contentbasename, such as /:year/:month/:slug/, got '/:year/:month/'",
+        ),
+    ],
+)
+def test_bad_hugo_permalinks_are_named(tmp_path: Path, pattern: str, problem: str) -> None:
+    path = _write(
+        tmp_path,
+        f"site: {{title: T, url: 'https://e.org/'}}\ncontent: {{permalink: '{pattern}'}}\n",
+    )
+    assert _messages(path) == [f"{path}: content.permalink: {problem}"]

@@ -340,3 +340,26 @@ def test_golden_feeds(sample: Path, update_golden: bool, name: str) -> None:
         golden.parent.mkdir(parents=True, exist_ok=True)
         golden.write_bytes(actual)
     assert golden.read_bytes() == actual
+
+
+def test_an_authors_page_is_the_atom_uri_and_json_url(tmp_path: Path) -> None:
+    content = tmp_path / "content"
+    content.mkdir()
+    (content / "a.md").write_text(
+        '---\ntitle: A\ndate: 2026-11-01\nauthor: "[Jane Doe](https://github.com/jane)"\n---\nHi\n',
+        encoding="utf-8",
+    )
+    build_feeds(_config(tmp_path, content), NOW, None)
+    out = tmp_path / "out"
+    atom = feedparser.parse((out / "atom.xml").read_bytes()).entries[0]
+    assert (atom.author_detail.name, atom.author_detail.href) == (
+        "Jane Doe",
+        "https://github.com/jane",
+    )
+    rss = feedparser.parse((out / "rss.xml").read_bytes()).entries[0]
+    assert rss.author == "Jane Doe"
+    assert b"github.com/jane" not in (out / "rss.xml").read_bytes()
+    item = json.loads((out / "feed.json").read_text())["items"][0]
+    assert item["authors"] == [{"name": "Jane Doe", "url": "https://github.com/jane"}]
+    check_feed(out / "atom.xml", "https://example.org/feeds/atom.xml")
+    check_feed(out / "feed.json", "https://example.org/feeds/feed.json")

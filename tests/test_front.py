@@ -202,3 +202,57 @@ def test_what_the_quick_reading_refuses_pyyaml_explains(
         split(f"---\n{front_matter}\n---\nBody\n", "post.md")
     assert caught.value.problem.message == reason
     assert caught.value.problem.line == line
+
+
+@pytest.mark.parametrize(
+    ("text", "meta", "body"),
+    [
+        (
+            '+++\ntitle = "T"\n[cover]\nimage = "c.png"\n+++\n\nBody\n',
+            {"title": "T", "cover": {"image": "c.png"}},
+            "Body\n",
+        ),
+        ('\n{"title": "T", "tags": ["a"]}\nBody\n', {"title": "T", "tags": ["a"]}, "Body\n"),
+        ('{\n  "title": "T\\u0001"\n}\n', {"title": "T"}, ""),  # an escape XML cannot carry
+    ],
+    ids=["toml", "json", "json-escape"],
+)
+def test_toml_and_json_front_matter(text: str, meta: dict[str, Any], body: str) -> None:
+    assert split(text, "a.md") == (meta, body)
+    assert front.body_of(text) == body
+    assert front.head_digest(text) is not None
+
+
+def test_the_head_digest_ignores_the_body_in_every_form() -> None:
+    for head in ('+++\ntitle = "T"\n+++\n', '{"title": "T"}\n', "---\ntitle: T\n---\n"):
+        assert front.head_digest(head + "one") == front.head_digest(head + "two")
+        assert front.head_digest(head + "one") != front.head_digest(head.replace("T", "U") + "one")
+
+
+@pytest.mark.parametrize(
+    ("text", "reason", "line"),
+    [
+        ('+++\ntitle = "T"\n', "front matter has no closing +++ line", 1),
+        (
+            '\n+++\ntitle = "T"\ndate = \n+++\n',
+            "invalid TOML in front matter: Invalid value (column 8)",
+            4,
+        ),
+        ('{"title": "T",\n "date": }\nBody\n', "invalid JSON in front matter: Expecting value", 2),
+        (
+            '["a"]\n',
+            "no front matter; the file must start with a line of --- (YAML), +++ (TOML) or { (JSON)",
+            1,
+        ),
+        ("+++\n+++\n", None, None),
+    ],
+)
+def test_toml_and_json_errors_name_the_line(
+    text: str, reason: str | None, line: int | None
+) -> None:
+    if reason is None:
+        assert split(text, "a.md") == ({}, "")
+        return
+    with pytest.raises(ContentError) as caught:
+        split(text, "a.md")
+    assert (caught.value.reason, caught.value.line) == (reason, line)

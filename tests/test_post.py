@@ -206,7 +206,7 @@ def test_bom_and_crlf_are_fine(content_dir: Path, site: SiteConfig) -> None:
         ),
         (
             b"Just text, no front matter.\n",
-            "no front matter; the file must start with a line of ---",
+            "no front matter; the file must start with a line of --- (YAML), +++ (TOML) or { (JSON)",
             1,
         ),
         (b"---\ntitle: x\ndate: 2025-06-09\nbody\n", "front matter has no closing --- line", 1),
@@ -345,3 +345,250 @@ def test_ids_survive_moves_and_differ_between_sites(
 @given(st.binary(min_size=16, max_size=16), st.text())
 def test_ids_are_the_uuid5_of_rfc_4122(namespace: bytes, name: str) -> None:
     assert _uuid5(namespace, name) == str(uuid.uuid5(uuid.UUID(bytes=namespace), name))
+
+
+def _raw(content_dir: Path, name: str, text: str) -> Path:
+    path = content_dir / name
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        '---\ntitle: "Hi"\ndate: 2025-06-09T13:49:22Z\ntags: [a, b]\ncover: {image: c.png}\n---\nBody\n',
+        '+++\ntitle = "Hi"\ndate = 2025-06-09T13:49:22Z\ntags = ["a", "b"]\n'
+        '[cover]\nimage = "c.png"\n+++\nBody\n',
+        '{\n  "title": "Hi",\n  "date": "2025-06-09T13:49:22Z",\n  "tags": ["a", "b"],\n'
+        '  "cover": {"image": "c.png"}\n}\n\nBody\n',
+    ],
+    ids=["yaml", "toml", "json"],
+)
+def test_front_matter_in_every_form_hugo_reads(
+    content_dir: Path, site: SiteConfig, text: str
+) -> None:
+    post = _read(_raw(content_dir, "hi.md", text), site)
+    assert (post.title, post.date, post.tags) == (
+        "Hi",
+        datetime(2025, 6, 9, 13, 49, 22, tzinfo=UTC),
+        ("a", "b"),
+    )
+    assert post.cover is not None and post.cover.url == "https://example.org/posts/hi/c.png"
+    assert post.body == "Body\n"
+
+
+# Each URL is the one Hugo 0.168 gives the same file (hugo.toml: no permalinks).
+@pytest.mark.parametrize(
+    ("name", "front", "path"),
+    [
+        ("istio-1.6-explain.md", "", "posts/istio-1.6-explain/"),
+        ("Hello World_x.md", "", "posts/hello-world_x/"),
+        ("C++ & C#.md", "", "posts/c++--c%23/"),
+        ("blog/My Bundle/index.md", "", "posts/my-bundle/"),
+        ("Ｆｕｌｌ.md", "", "posts/%EF%BD%86%EF%BD%95%EF%BD%8C%EF%BD%8C/"),
+        ("s.md", "slug: My Custom  Slug!", "posts/my-custom-slug/"),
+        ("u.md", "url: /Some Where/Else", "Some%20Where/Else/"),
+        ("u2.md", "url: x/v1.0/page", "x/v1.0/page"),
+    ],
+)
+def test_urls_follow_hugos_path_rules(
+    write_post: WritePost, site: SiteConfig, name: str, front: str, path: str
+) -> None:
+    post, _ = read_post(
+        write_post(name, f"title: T\ndate: 2025-01-01\n{front}"), name, site, "posts/{slug}/"
+    )
+    assert post.url == "https://example.org/" + path
+
+
+# Hugo 0.168 with [permalinks.page] posts = "/:year/:month/:day/:title/" gives these.
+@pytest.mark.parametrize(
+    ("title", "date", "path"),
+    [
+        (
+            '"C++ Tips & Tricks: 2025"',
+            "2025-06-09T23:30:00-05:00",
+            "2025/06/09/c-tips-tricks-2025/",
+        ),
+        ("中文 标题", "2025-06-09", "2025/06/09/%E4%B8%AD%E6%96%87-%E6%A0%87%E9%A2%98/"),
+    ],
+)
+def test_hugo_permalink_patterns_expand_as_hugo_expands_them(
+    write_post: WritePost, site: SiteConfig, title: str, date: str, path: str
+) -> None:
+    post = _read(
+        write_post("p1.md", f"title: {title}\ndate: {date}"), site, "/:year/:month/:day/:title/"
+    )
+    assert post.url == "https://example.org/" + path
+
+
+@pytest.mark.parametrize(
+    ("name", "front", "pattern", "path"),
+    [
+        ("blog/Post One.md", "", ":section/:filename/", "blog/post-one/"),
+        ("blog/trip/index.md", "", ":section/:contentbasename/", "blog/trip/"),
+        ("blog/a.md", "", ":slug/", "a-title/"),  # no slug: the title
+        ("blog/a.md", "slug: Own", ":slugorfilename/", "own/"),
+        (
+            "blog/a.md",
+            "",
+            ":yearday-:weekday-:weekdayname-:monthname/:slugorfilename",
+            "160-1-monday-june/a/",
+        ),
+        ("blog/a.md", "url: /fixed/:year/", ":slug/", "fixed/2025/"),
+    ],
+)
+def test_hugo_attributes(
+    write_post: WritePost, site: SiteConfig, name: str, front: str, pattern: str, path: str
+) -> None:
+    path_written = write_post(name, f"title: A Title\ndate: 2025-06-09\n{front}")
+    post, _ = read_post(path_written, name, site, pattern)
+    assert post.url == "https://example.org/" + path
+
+
+@pytest.mark.parametrize(
+    ("front", "name", "published"),
+    [
+        ("publishDate: 2025-02-02", "a.md", datetime(2025, 2, 2, tzinfo=SHANGHAI)),
+        ("pubdate: 2025-02-03", "a.md", datetime(2025, 2, 3, tzinfo=SHANGHAI)),
+        ("published: 2025-02-05", "a.md", datetime(2025, 2, 5, tzinfo=SHANGHAI)),
+        ("modified: 2025-02-06", "a.md", datetime(2025, 2, 6, tzinfo=SHANGHAI)),
+        ("Date: 2025-02-07", "a.md", datetime(2025, 2, 7, tzinfo=SHANGHAI)),
+        # a later publishDate holds the post back; an earlier one does not move it
+        (
+            "date: 2025-02-01\npublishDate: 2025-03-01",
+            "a.md",
+            datetime(2025, 3, 1, tzinfo=SHANGHAI),
+        ),
+        (
+            "date: 2025-02-01\npublishDate: 2025-01-01",
+            "a.md",
+            datetime(2025, 2, 1, tzinfo=SHANGHAI),
+        ),
+        ("", "2025-03-04-dated.md", datetime(2025, 3, 4, tzinfo=SHANGHAI)),
+        ("date: 2025-02-01", "2025-03-04-dated.md", datetime(2025, 2, 1, tzinfo=SHANGHAI)),
+    ],
+)
+def test_dates_as_hugos_default_frontmatter_config_reads_them(
+    write_post: WritePost, site: SiteConfig, front: str, name: str, published: datetime
+) -> None:
+    post, _ = read_post(write_post(name, f"title: T\n{front}"), name, site, "posts/{slug}/")
+    assert post.date == published
+    assert post.slug == name.removesuffix(".md")  # Hugo keeps the date in the slug
+
+
+def test_lastmod_modified_and_expiry(write_post: WritePost, site: SiteConfig) -> None:
+    post = _read(
+        write_post(
+            "a.md",
+            "title: T\ndate: 2025-01-01\nmodified: 2025-01-05\nexpiryDate: 2025-02-01T00:00:00Z",
+        ),
+        site,
+    )
+    assert post.updated == datetime(2025, 1, 5, tzinfo=SHANGHAI)
+    assert post.expires == datetime(2025, 2, 1, tzinfo=UTC)
+    assert _read(
+        write_post("b.md", "title: T\ndate: 2025-01-01\nunpublishdate: 2025-03-01"), site
+    ).expires == datetime(2025, 3, 1, tzinfo=SHANGHAI)
+    assert _read(write_post("c.md"), site).expires is None
+
+
+@pytest.mark.parametrize(
+    ("front", "listed"),
+    [
+        ("", True),
+        ("build: {list: never}", False),
+        ("build: {list: local}", False),
+        ("_build: {list: false}", False),
+        ("build: {render: never}", False),
+        ("build: {render: link, list: always}", True),
+        ("headless: true", False),
+        ("headless: false", True),
+    ],
+)
+def test_posts_hugo_lists_nowhere_are_not_listed(
+    write_post: WritePost, site: SiteConfig, front: str, listed: bool
+) -> None:
+    assert _read(write_post("a.md", f"title: T\ndate: 2025-01-01\n{front}"), site).listed is listed
+
+
+def test_toml_build_options_and_a_bad_one(content_dir: Path, site: SiteConfig) -> None:
+    toml = '+++\ntitle = "T"\ndate = 2025-01-01\n[_build]\nlist = "never"\n+++\n'
+    assert _read(_raw(content_dir, "a.md", toml), site).listed is False
+    bad = _raw(content_dir, "b.md", "---\ntitle: T\ndate: 2025-01-01\nbuild: never\n---\n")
+    assert _error(bad, site).reason == "build: expected {list, render} options, got 'never'"
+
+
+@pytest.mark.parametrize(
+    ("front", "author", "warning"),
+    [
+        (
+            'author: "[Jane Doe](https://github.com/jane)"',
+            Author("Jane Doe", None, "https://github.com/jane"),
+            None,
+        ),
+        ("author: [Ann, Bob]", Author("Ann"), None),
+        (
+            "author: [{name: Ann, email: ann@example.org, url: 'https://ann.example'}]",
+            Author("Ann", "ann@example.org", "https://ann.example"),
+            None,
+        ),
+        (
+            "author: {name: Bo, link: 'https://bo.example/'}",
+            Author("Bo", None, "https://bo.example/"),
+            None,
+        ),
+        ("author: []", Author("Site Author", "site@example.org"), None),
+        (
+            "author: '[Cy](/about/)'",
+            Author("Cy"),
+            "author: '/about/' is not an absolute http(s) URL; ignored",
+        ),
+    ],
+)
+def test_authors_in_every_form(
+    write_post: WritePost, site: SiteConfig, front: str, author: Author, warning: str | None
+) -> None:
+    path = write_post("a.md", f"title: T\ndate: 2025-01-01\n{front}")
+    post, warnings = read_post(path, "a.md", site, "posts/{slug}/")
+    assert post.author == author
+    assert [w.message for w in warnings] == ([warning] if warning else [])
+
+
+def test_a_bad_author_is_explained(write_post: WritePost, site: SiteConfig) -> None:
+    error = _error(write_post("a.md", "title: T\ndate: 2025-01-01\nauthor: 3"), site)
+    assert error.reason == "author: expected a name, [name](url) or {name, email, url}, got 3"
+
+
+@pytest.mark.parametrize(
+    ("front", "url"),
+    [
+        ("images: [/img/a.png, /img/b.png]", "https://example.org/img/a.png"),
+        ("featured_image: f.jpg", "https://example.org/posts/a/f.jpg"),
+        ("banner: /b.webp\nthumbnail: /t.webp", "https://example.org/b.webp"),
+        ("thumbnail: /t.webp", "https://example.org/t.webp"),
+        ("image: /i.png\nimages: [/first.png]", "https://example.org/first.png"),
+        ("cover: c.png", "https://example.org/posts/a/c.png"),
+        ("Cover: {Image: c.png}", "https://example.org/posts/a/c.png"),
+        ("images: []\nimage: /i.png", "https://example.org/i.png"),
+    ],
+)
+def test_cover_fields_are_tried_in_order(
+    write_post: WritePost, site: SiteConfig, front: str, url: str
+) -> None:
+    post = _read(write_post("a.md", f"title: T\ndate: 2025-01-01\n{front}"), site)
+    assert post.cover is not None and post.cover.url == url
+
+
+def test_cover_fields_can_be_chosen(write_post: WritePost, site: SiteConfig) -> None:
+    path = write_post(
+        "a.md", "title: T\ndate: 2025-01-01\nimage: /i.png\nhero: {src: /h.png, alt: Hero}"
+    )
+    post, warnings = read_post(path, "a.md", site, "posts/{slug}/", cover_fields=("hero.src",))
+    assert post.cover == Image("https://example.org/h.png", "Hero", "image/png")
+    odd = write_post("b.md", "title: T\ndate: 2025-01-01\nimages: [{x: 1}]\nimage: /i.png")
+    post, warnings = read_post(odd, "b.md", site, "posts/{slug}/")
+    assert post.cover is not None and post.cover.url == "https://example.org/i.png"
+    assert [w.message for w in warnings] == [
+        "images: expected an image path, got a mapping; ignored"
+    ]

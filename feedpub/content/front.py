@@ -1,4 +1,6 @@
-"""Front matter: the YAML between the ``---`` lines, split off and parsed.
+"""Front matter in the three forms Hugo reads, split off and parsed: YAML between
+``---`` lines, TOML between ``+++`` lines (``tomllib``), and a JSON object at the
+top of the file (``json``).
 
 Nearly every post's front matter is flat ``key: value`` lines: quoted or plain
 scalars, lists of names (``[a, b]`` or ``- a`` lines) and one-level mappings
@@ -13,7 +15,9 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import json
 import re
+import tomllib
 from typing import Any
 
 from frontmatter.default_handlers import YAMLHandler
@@ -175,13 +179,61 @@ def _load(front: str, delimiter_line: int, label: str) -> Any:
         raise ContentError(label, f"invalid YAML in front matter: {exc.problem}", line) from None
 
 
+_TOML_FENCE = re.compile(r"^\+{3}[ \t]*$", re.MULTILINE)
+_TOML_LINE = re.compile(r"at line (\d+)")
+_JSON = json.JSONDecoder()
+
+
+def _toml(front: str, delimiter_line: int, label: str) -> dict[str, Any]:
+    try:
+        return tomllib.loads(front)
+    except tomllib.TOMLDecodeError as exc:
+        reason = str(exc)
+        found = _TOML_LINE.search(reason)
+        line = None if found is None else delimiter_line + int(found[1]) - 1
+        problem = _TOML_LINE.sub("", reason).replace("(, column", "(column").strip()
+        raise ContentError(label, f"invalid TOML in front matter: {problem}", line) from None
+
+
+def _json(stripped: str, offset: int, label: str) -> tuple[Any, str]:
+    try:
+        meta, end = _JSON.raw_decode(stripped)
+    except json.JSONDecodeError as exc:
+        problem = f"invalid JSON in front matter: {exc.msg}"
+        raise ContentError(label, problem, offset + exc.lineno) from None
+    return meta, stripped[end:]
+
+
+def _fenced(stripped: str, fence: re.Pattern[str]) -> tuple[str, str] | None:
+    """The front matter between two ``fence`` lines and the body after them."""
+    parts = fence.split(stripped, 2)
+    if len(parts) < 3:
+        return None
+    return parts[1], parts[2]
+
+
 def split(text: str, label: str) -> tuple[dict[str, Any], str]:
     """Front matter as a mapping, and the Markdown body after it."""
     stripped = text.lstrip()
     offset = text.count("\n", 0, len(text) - len(stripped))
+    if stripped.startswith("{"):
+        meta, body = _json(stripped, offset, label)
+        if not isinstance(meta, dict):
+            raise ContentError(label, "front matter must be a mapping of keys", offset + 1)
+        return _xml_safe(meta), body.lstrip("\n")
+    if _TOML_FENCE.match(stripped):
+        parts = _fenced(stripped, _TOML_FENCE)
+        if parts is None:
+            raise ContentError(label, "front matter has no closing +++ line", offset + 1)
+        return _xml_safe(_toml(parts[0], offset + 1, label)), parts[1].lstrip("\n")
     boundary = _YAML.FM_BOUNDARY.match(stripped)
     if boundary is None:
-        raise ContentError(label, "no front matter; the file must start with a line of ---", 1)
+        raise ContentError(
+            label,
+            "no front matter; the file must start with a line of --- (YAML), "
+            "+++ (TOML) or { (JSON)",
+            1,
+        )
     try:
         front, body = _YAML.split(stripped)
     except ValueError:
@@ -196,18 +248,33 @@ def split(text: str, label: str) -> tuple[dict[str, Any], str]:
     return meta, body.lstrip("\n")
 
 
+def _body_start(stripped: str) -> str | None:
+    """What follows the front matter of ``stripped`` (a text without leading
+    space), whatever its form; None without front matter."""
+    if stripped.startswith("{"):
+        try:
+            return stripped[_JSON.raw_decode(stripped)[1] :]
+        except json.JSONDecodeError:
+            return None
+    fence = _TOML_FENCE if _TOML_FENCE.match(stripped) else _YAML.FM_BOUNDARY
+    parts = _fenced(stripped, fence)
+    return None if parts is None else parts[1]
+
+
 def head_digest(text: str) -> bytes | None:
-    """A digest of everything before the body: the front matter with its lines of
-    dashes and whatever precedes them, which is all that a post's fields (and the
+    """A digest of everything before the body: the front matter with its fences
+    and whatever precedes them, which is all that a post's fields (and the
     problems reported with their line numbers) depend on. None without front matter."""
-    parts = _YAML.FM_BOUNDARY.split(text.lstrip(), 2)
-    if len(parts) < 3:
+    body = _body_start(text.lstrip())
+    if body is None:
         return None
-    # The closing dashes' match may take blank lines after them: those belong to the body.
-    head = text[: len(text) - len(parts[2])].rstrip()
+    # The closing fence's match may take blank lines after it: those belong to the body.
+    head = text[: len(text) - len(body)].rstrip()
     return hashlib.blake2b(head.encode(), digest_size=16).digest()
 
 
 def body_of(text: str) -> str:
-    """The body of a text ``split`` accepted, without reading its front matter again."""
-    return _YAML.split(text.lstrip())[1].lstrip("\n")
+    """The body of a text ``split`` accepted, without reading its front matter again
+    (except JSON front matter, whose end only parsing finds)."""
+    body = _body_start(text.lstrip())
+    return "" if body is None else body.lstrip("\n")

@@ -126,7 +126,14 @@ def resolve_post_link(
     if rel is None:
         return None
     try:
-        post, _ = read_post(content.dir / rel, rel, site, content.permalink, keep_body=False)
+        post, _ = read_post(
+            content.dir / rel,
+            rel,
+            site,
+            content.permalink,
+            keep_body=False,
+            cover_fields=content.cover_fields,
+        )
     except (ContentError, OSError):
         return None
     if post.draft:

@@ -6,22 +6,25 @@ import codecs
 import email.utils
 import mimetypes
 import posixpath
-from collections.abc import Mapping
+import re
+from collections.abc import Mapping, Sequence
 from datetime import date, datetime, time
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote, urljoin, urlsplit
+from urllib.parse import unquote_plus, urljoin, urlsplit
 from zoneinfo import ZoneInfo
 
 from feedpub.config import SiteConfig
+from feedpub.config_schema import DEFAULT_COVER_FIELDS, HUGO_ATTRIBUTE, hugo_pattern
 from feedpub.content.front import body_of, split
 from feedpub.content.ids import post_id
 from feedpub.content.media import local_file, local_size
 from feedpub.content.text import (
     collapse_space,
+    hugo_path,
     normalise_title,
     short_digest,
-    slugify,
+    url_path,
     xml_safe,
 )
 from feedpub.errors import ContentError
@@ -29,12 +32,40 @@ from feedpub.model import Author, Image, Post, Problem, Severity
 
 KNOWN_KEYS = frozenset(
     "title date lastmod updated sync_time draft tags categories author summary description"
-    " cover image source_url slug word_count reading_time guid".split()
+    " cover image source_url slug word_count reading_time guid publishdate pubdate published"
+    " modified expirydate unpublishdate url build _build headless".split()
 )
+# Hugo's default [frontmatter] dates (resources/page/pagemeta/page_frontmatter.go),
+# each key with its aliases; feedpub's own updated and sync_time follow lastmod's.
+DATE_KEYS = ("date", "publishdate", "pubdate", "published", "lastmod", "modified")
+PUBLISH_DATE_KEYS = ("publishdate", "pubdate", "published")
+LASTMOD_KEYS = ("lastmod", "modified", "updated", "sync_time")
+EXPIRY_DATE_KEYS = ("expirydate", "unpublishdate")
+# A Markdown link as an author (Docsy: author: "[Name](https://github.com/name)").
+_AUTHOR_LINK = re.compile(r"\[([^\]]+)\]\(\s*(\S+?)\s*\)")
+# A file name that starts with a date (Jekyll's and Hugo's :filename).
+_DATED_NAME = re.compile(r"(\d{4}-\d{2}-\d{2})[ _-]")
 # A page bundle's content file: its folder names the page (Hugo's leaf and branch bundles).
 BUNDLE_INDEX = ("index", "_index")
 # The suffixes of Markdown content files, which a reference to a page may leave out.
 CONTENT_SUFFIXES = (".md", ".markdown")
+
+
+def _lower_keys(meta: Mapping[str, Any]) -> dict[str, Any]:
+    """``meta`` with its keys, and those of the mappings in it, lower-cased; the
+    first of two keys that differ only in case wins."""
+    lowered: dict[str, Any] = {}
+    for key, value in meta.items():
+        lowered.setdefault(
+            key.lower() if isinstance(key, str) else key,
+            _lower_keys(value) if isinstance(value, Mapping) else value,
+        )
+    return lowered
+
+
+def _hugo_never(value: object, never: tuple[str, ...]) -> bool:
+    """Whether a Hugo build option says no: false, or one of ``never``."""
+    return value is False or (isinstance(value, str) and value.lower() in never)
 
 
 def _kind(value: object) -> str:
@@ -52,7 +83,7 @@ class _Reader:
 
     def __init__(self, label: str, meta: Mapping[str, Any], zone: ZoneInfo) -> None:
         self.label = label
-        self.meta = meta
+        self.meta = _lower_keys(meta)  # Hugo reads front-matter keys in any case
         self.zone = zone
         self.warnings: list[Problem] = []
 
@@ -109,6 +140,14 @@ class _Reader:
                 f"{key}: {value!r} is not a date; write it as 2025-06-09T13:49:22Z"
             ) from None
 
+    def first_when(self, keys: Sequence[str]) -> datetime | None:
+        """The first of ``keys`` that holds a date."""
+        for key in keys:
+            moment = self.when(key)
+            if moment is not None:
+                return moment
+        return None
+
     def flag(self, key: str) -> bool:
         value = self.meta.get(key, False)
         if not isinstance(value, bool):
@@ -125,40 +164,90 @@ class _Reader:
         return value
 
     def author(self, default: Author) -> Author:
+        """The post's author: a name, a Markdown link ``[Name](url)``, a mapping
+        of name, email and url (or link), or a list of these, whose first is the
+        author (a post has one author in feedpub; Atom allows more, but RSS and
+        the digest name one)."""
         value = self.meta.get("author")
+        if isinstance(value, list):
+            value = value[0] if value else None
         if value is None or value == "":
             return default
         if isinstance(value, str):
-            return Author(collapse_space(value))
+            link = _AUTHOR_LINK.fullmatch(value.strip())
+            if link is None:
+                return Author(collapse_space(value))
+            return Author(collapse_space(link[1]), None, self._author_uri(link[2]))
         if isinstance(value, Mapping) and isinstance(value.get("name"), str):
             email_address = value.get("email")
+            uri = value.get("url", value.get("link"))
             return Author(
                 collapse_space(value["name"]),
                 email_address if isinstance(email_address, str) and email_address else None,
+                self._author_uri(uri) if isinstance(uri, str) and uri else None,
             )
-        raise self.fail(f"author: expected a name or {{name, email}}, got {_kind(value)}")
+        raise self.fail(
+            f"author: expected a name, [name](url) or {{name, email, url}}, got {_kind(value)}"
+        )
+
+    def _author_uri(self, uri: str) -> str | None:
+        parts = urlsplit(uri)
+        if parts.scheme not in ("http", "https") or not parts.netloc:
+            self.warn(f"author: {uri!r} is not an absolute http(s) URL; ignored")
+            return None
+        return uri
 
     def cover(
-        self, base_url: str, title: str, local_dirs: tuple[Path, Path] | None
+        self,
+        fields: Sequence[str],
+        base_url: str,
+        title: str,
+        local_dirs: tuple[Path, Path] | None,
     ) -> Image | None:
-        value = self.meta.get("cover")
-        alt: str | None = None
-        if isinstance(value, Mapping):
-            source, alt = value.get("image"), value.get("alt")
-        elif value is None or isinstance(value, str):
-            source = value or self.meta.get("image")
-        else:
-            raise self.fail(f"cover: expected an image path or {{image, alt}}, got {_kind(value)}")
-        if not source:
+        """The first of the front-matter ``fields`` (``cover.image``: a key in a
+        mapping) that names an image; a list gives its first item."""
+        for field in fields:
+            found = self._image(field)
+            if found is not None:
+                source, alt = found
+                url = urljoin(base_url, source)
+                mime, _ = mimetypes.guess_type(urlsplit(url).path)
+                file = local_file(source, local_dirs)
+                return Image(url, alt or title, mime, local_size(file), file)
+        return None
+
+    def _image(self, field: str) -> tuple[str, str] | None:
+        """The image path and alternative text ``field`` holds, if any. A mapping
+        field's ``alt`` is its text; a field that is a path where a mapping was
+        expected (``cover: a.png`` for ``cover.image``) is the path."""
+        head, _, key = field.lower().partition(".")
+        value, alt = self.meta.get(head), None
+        if key and isinstance(value, Mapping):
+            alt = value.get("alt")
+            value = value.get(key)
+        if isinstance(value, list):
+            value = value[0] if value else None
+        if value is None or value == "":
             return None
-        if not isinstance(source, str):
-            raise self.fail(f"cover: expected an image path, got {_kind(source)}")
-        source = source.strip()
-        alt_text = collapse_space(alt) if isinstance(alt, str) else ""
-        url = urljoin(base_url, source)
-        mime, _ = mimetypes.guess_type(urlsplit(url).path)
-        file = local_file(source, local_dirs)
-        return Image(url, alt_text or title, mime, local_size(file), file)
+        if not isinstance(value, str):
+            self.warn(f"{field}: expected an image path, got {_kind(value)}; ignored")
+            return None
+        return value.strip(), collapse_space(alt) if isinstance(alt, str) else ""
+
+    def listed(self) -> bool:
+        """Whether Hugo lists the post: not when its build options say
+        ``list: never`` or ``local`` (or ``render: never``), or it is headless."""
+        if self.meta.get("headless") is True:
+            return False
+        options = self.meta.get("build", self.meta.get("_build"))
+        if options is None:
+            return True
+        if not isinstance(options, Mapping):
+            raise self.fail(f"build: expected {{list, render}} options, got {_kind(options)}")
+        return not (
+            _hugo_never(options.get("list"), ("never", "local"))
+            or _hugo_never(options.get("render"), ("never",))
+        )
 
     def link(self, key: str) -> str | None:
         value = self.text(key)
@@ -192,15 +281,116 @@ def read_text(path: Path) -> str:
     return xml_safe(text.replace("\r\n", "\n").replace("\r", "\n"))
 
 
+_MONTH_NAMES = (
+    "January February March April May June July August September October November December"
+).split()
+_DAY_NAMES = "Monday Tuesday Wednesday Thursday Friday Saturday Sunday".split()
+
+
+def _file_names(rel_path: str) -> tuple[str, str, str]:
+    """The post's file name, content base name and section, as Hugo's
+    ``:filename``, ``:contentbasename`` and ``:section`` take them: a bundle
+    goes by its folder's name, and a leaf bundle's folder is no section."""
+    folder, file_name = posixpath.split(rel_path)
+    stem = posixpath.splitext(file_name)[0]
+    folders = folder.split("/") if folder else []
+    base = folders[-1] if stem in BUNDLE_INDEX and folders else stem
+    if stem == "index":
+        folders = folders[:-1]
+    section = _path_name(folders[0]) if folders else ""
+    return ("" if stem == "_index" else base), base, section
+
+
+def _path_name(name: str) -> str:
+    """A file or folder name as Hugo puts it in a page's path: lower-cased, each
+    space a dash (NormalizePathStringBasic), then sanitised."""
+    return hugo_path(name.lower().replace(" ", "-"))
+
+
 def _slug(meta_slug: str | None, rel_path: str) -> str:
-    if meta_slug:
-        candidate = slugify(meta_slug)
-    else:
-        folder, file_name = posixpath.split(rel_path)
-        stem = posixpath.splitext(file_name)[0]
-        parent = posixpath.basename(folder)
-        candidate = slugify(parent if stem in BUNDLE_INDEX and parent else stem)
+    """The last part of the post's path: its ``slug:`` or its file's (or
+    bundle's) name, as Hugo writes either in a URL."""
+    candidate = hugo_path(meta_slug) if meta_slug else _path_name(_file_names(rel_path)[1])
     return candidate or "post-" + short_digest(rel_path)
+
+
+def _hugo_expand(pattern: str, slug: str | None, title: str, rel_path: str, when: datetime) -> str:
+    """``pattern``'s Hugo attributes replaced as Hugo's PermalinkExpander replaces
+    them (each text value urlized), then unescaped as Hugo unescapes the result."""
+    filename, base, section = _file_names(rel_path)
+
+    def urlize(text: str) -> str:
+        return url_path(hugo_path(text))
+
+    named = urlize(slug) if slug else ""
+    values = {
+        "slug": named or urlize(title),
+        "title": urlize(title),
+        "filename": urlize(filename),
+        "slugorfilename": named or urlize(filename),
+        "contentbasename": urlize(base),
+        "slugorcontentbasename": named or urlize(base),
+        "section": section,
+        "year": str(when.year),
+        "month": f"{when.month:02d}",
+        "monthname": _MONTH_NAMES[when.month - 1],
+        "day": f"{when.day:02d}",
+        "weekday": str(when.isoweekday() % 7),
+        "weekdayname": _DAY_NAMES[when.weekday()],
+        "yearday": str(when.timetuple().tm_yday),
+    }
+    expanded = HUGO_ATTRIBUTE.sub(lambda m: values[m[1]], pattern)
+    return unquote_plus(expanded.replace("\\:", ":"))
+
+
+def _relative_url(
+    permalink: str, fields: _Reader, slug: str, title: str, rel_path: str, when: datetime
+) -> str:
+    """The post's URL relative to the site: its ``url:`` as Hugo keeps it (not
+    sanitised; a folder unless it has a dot), else the permalink pattern: Hugo's,
+    sanitised and always a folder, or feedpub's ``{slug}`` form."""
+    meta_slug = fields.text("slug")
+    written = fields.text("url")
+    if written is not None and urlsplit(written).scheme:
+        fields.warn(f"url: {written!r} is not a path on the site; ignored")
+        written = None
+    if written is not None:
+        if ":" in written:
+            written = _hugo_expand(written, meta_slug, title, rel_path, when)
+        if ".." in written:
+            written = posixpath.normpath("/" + written)
+        if written.endswith("/") or "." not in written:
+            written = written.rstrip("/") + "/"
+        return url_path(written.lstrip("/"))
+    if hugo_pattern(permalink):
+        path = hugo_path(_hugo_expand(permalink, meta_slug, title, rel_path, when))
+        return url_path(path) + "/" if path else ""
+    local = when.astimezone(fields.zone)
+    return permalink.format(
+        slug=url_path(slug),
+        year=f"{local.year:04d}",
+        month=f"{local.month:02d}",
+        day=f"{local.day:02d}",
+    )
+
+
+def _published(fields: _Reader, rel_path: str) -> datetime:
+    """When the post is published, by Hugo's default [frontmatter] rules: ``date``,
+    else ``publishDate`` (or ``pubdate``, ``published``), else ``lastmod`` (or
+    ``modified``); a later ``publishDate`` wins, since Hugo holds the post back
+    until then. Hugo's default leaves the file name alone; feedpub takes a
+    ``2025-06-09-`` prefix when the front matter has no date at all, rather than
+    refuse the post."""
+    published = fields.first_when(DATE_KEYS)
+    publish_date = fields.first_when(PUBLISH_DATE_KEYS)
+    if published is not None and publish_date is not None and publish_date > published:
+        return publish_date
+    if published is not None:
+        return published
+    dated = _DATED_NAME.match(posixpath.basename(rel_path))
+    if dated is not None:
+        return datetime.combine(date.fromisoformat(dated[1]), time(), fields.zone)
+    raise fields.fail("no date; add date: such as 2025-06-09T13:49:22Z to the front matter")
 
 
 def _summary(front: str | None, title: str) -> str | None:
@@ -220,11 +410,13 @@ def read_post(
     static_dir: Path | None = None,
     keep_body: bool = True,
     text: str | None = None,
+    cover_fields: Sequence[str] = DEFAULT_COVER_FIELDS,
 ) -> tuple[Post, list[Problem]]:
     """Parse one content file. Raises ``ContentError`` when it cannot be used.
 
     ``static_dir`` is where root-relative cover images live, to learn their size;
-    ``text`` is the file's ``read_text`` when the caller has it already.
+    ``text`` is the file's ``read_text`` when the caller has it already;
+    ``cover_fields`` are the front-matter fields tried for the cover image.
     """
     label = str(path)
     meta, body = split(read_text(path) if text is None else text, label)
@@ -232,23 +424,14 @@ def read_post(
     title = fields.text("title")
     if title is None:
         raise fields.fail("no title; add title: to the front matter")
-    published = fields.when("date")
-    if published is None:
-        raise fields.fail("no date; add date: such as 2025-06-09T13:49:22Z to the front matter")
-    updated = fields.when("lastmod") or fields.when("updated") or fields.when("sync_time")
+    published = _published(fields, rel_path)
+    updated = fields.first_when(LASTMOD_KEYS)
     if updated is not None and updated < published:
         fields.warn("lastmod is earlier than date; using date")
     updated = max(updated or published, published)
 
     slug = _slug(fields.text("slug"), rel_path)
-    local = published.astimezone(site.timezone)
-    relative_url = permalink.format(
-        slug=quote(slug, safe=""),
-        year=f"{local.year:04d}",
-        month=f"{local.month:02d}",
-        day=f"{local.day:02d}",
-    )
-    url = urljoin(site.url, relative_url)
+    url = urljoin(site.url, _relative_url(permalink, fields, slug, title, rel_path, published))
     post = Post(
         path=label,
         rel_path=rel_path,
@@ -263,12 +446,16 @@ def read_post(
         categories=fields.terms("categories"),
         author=fields.author(site.author),
         summary=_summary(fields.text("summary") or fields.text("description"), title),
-        cover=fields.cover(url, title, None if static_dir is None else (path.parent, static_dir)),
+        cover=fields.cover(
+            cover_fields, url, title, None if static_dir is None else (path.parent, static_dir)
+        ),
         source_url=fields.link("source_url"),
         body=body if keep_body else "",
         word_count=fields.count("word_count"),
         reading_time=fields.count("reading_time"),
-        extra={k: v for k, v in meta.items() if k not in KNOWN_KEYS},
+        extra={k: v for k, v in meta.items() if str(k).lower() not in KNOWN_KEYS},
+        expires=fields.first_when(EXPIRY_DATE_KEYS),
+        listed=fields.listed(),
     )
     return post, fields.warnings
 

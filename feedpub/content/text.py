@@ -9,6 +9,7 @@ import math
 import re
 import unicodedata
 from collections.abc import Iterator
+from urllib.parse import quote
 
 # XML 1.0 allows #x9 | #xA | #xD | [#x20-#xD7FF] | [#xE000-#xFFFD] | [#x10000-#x10FFFF].
 _XML_INVALID = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
@@ -69,6 +70,50 @@ def slugify(text: str) -> str:
     text = unicodedata.normalize("NFKC", text).casefold()
     text = _SLUG_DROP.sub("", text)
     return _SLUG_SEP.sub("-", text).strip("-")
+
+
+_HEX_ESCAPE = re.compile("%[0-9A-Fa-f]{2}")
+
+
+def _path_character(text: str, at: int) -> bool:
+    """Whether Hugo keeps the character in a path (common/paths.isAllowedPathCharacter)."""
+    char = text[at]
+    if char.isalpha() or char.isdecimal() or char in "./\\_#+~-@":
+        return True
+    if unicodedata.category(char).startswith("M"):
+        return True
+    return char == "%" and bool(_HEX_ESCAPE.match(text, at))
+
+
+def hugo_path(text: str) -> str:
+    """A file name, folder name or slug as Hugo puts it in a URL (MakePathSanitized):
+    letters, digits, marks and ``. / _ # + ~ - @`` kept, each run of spaces a
+    dash, anything else dropped, lower-cased; so ``Istio 1.6 Explain`` gives
+    ``istio-1.6-explain``. Empty, ``.`` and ``..`` segments are dropped, so the
+    result stays below the folder it goes in."""
+    kept: list[str] = []
+    space = False
+    for at, char in enumerate(text):
+        if _path_character(text, at):
+            if space and char != "-" and kept[-1] != "-":
+                kept.append("-")
+            space = False
+            kept.append(char)
+        elif kept and char.isspace():
+            space = True
+    segments = "".join(kept).lower().split("/")
+    return "/".join(s for s in segments if s not in ("", ".", ".."))
+
+
+# What a URL path keeps as it is (Go's url.EscapedPath): unreserved characters,
+# the sub-delimiters a path may hold, and the escapes already made.
+_PATH_SAFE = "/-._~!$&'()*+,;=:@%"
+
+
+def url_path(path: str) -> str:
+    """``path`` percent-encoded as Hugo encodes a page's link: non-ASCII letters
+    as UTF-8 escapes, ``#`` as ``%23``, existing escapes kept."""
+    return quote(path.replace("#", "%23"), safe=_PATH_SAFE)
 
 
 _PLAIN_TERM = re.compile(r"[\w\s-]+")
