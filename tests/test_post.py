@@ -592,3 +592,13 @@ def test_cover_fields_can_be_chosen(write_post: WritePost, site: SiteConfig) -> 
     assert [w.message for w in warnings] == [
         "images: expected an image path, got a mapping; ignored"
     ]
+
+
+def test_odd_dated_names_and_unknown_url_attributes_cost_nothing(
+    write_post: WritePost, site: SiteConfig
+) -> None:
+    assert _error(write_post("2025-13-45-x.md", "title: T"), site).reason == (
+        "no date; add date: such as 2025-06-09T13:49:22Z to the front matter"
+    )
+    post = _read(write_post("a.md", "title: T\ndate: 2025-01-01\nurl: /x/:nope/"), site)
+    assert post.url == "https://example.org/x/:nope/"

@@ -339,7 +339,8 @@ def _hugo_expand(pattern: str, slug: str | None, title: str, rel_path: str, when
         "weekdayname": _DAY_NAMES[when.weekday()],
         "yearday": str(when.timetuple().tm_yday),
     }
-    expanded = HUGO_ATTRIBUTE.sub(lambda m: values[m[1]], pattern)
+    # content.permalink holds known attributes only; a url: may hold any word.
+    expanded = HUGO_ATTRIBUTE.sub(lambda m: values.get(m[1], m[0]), pattern)
     return unquote_plus(expanded.replace("\\:", ":"))
 
 
@@ -388,8 +389,12 @@ def _published(fields: _Reader, rel_path: str) -> datetime:
     if published is not None:
         return published
     dated = _DATED_NAME.match(posixpath.basename(rel_path))
-    if dated is not None:
-        return datetime.combine(date.fromisoformat(dated[1]), time(), fields.zone)
+    try:
+        day = None if dated is None else date.fromisoformat(dated[1])
+    except ValueError:  # 2025-13-45-x.md
+        day = None
+    if day is not None:
+        return datetime.combine(day, time(), fields.zone)
     raise fields.fail("no date; add date: such as 2025-06-09T13:49:22Z to the front matter")
 
 
