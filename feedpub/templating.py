@@ -22,6 +22,19 @@ def environment(templates_dir: Path, **filters: Any) -> jinja2.Environment:
     """A jinja2 environment over the site's templates and the built-in ones;
     autoescaping for ``*.html.j2``, undefined names are errors, chrome text
     from the message catalogs."""
+    env = _environment(templates_dir, keep_trailing_newline=True)
+    env.filters.update(filters)
+    return env
+
+
+def shortcode_environment(templates_dir: Path) -> jinja2.Environment:
+    """The environment of shortcode templates: as ``environment``, but the
+    newline that ends a template file is not output, so that a shortcode in
+    running text (a link target, say) adds no line break."""
+    return _environment(templates_dir, keep_trailing_newline=False)
+
+
+def _environment(templates_dir: Path, keep_trailing_newline: bool) -> jinja2.Environment:
     loader = jinja2.FileSystemLoader(search_path(templates_dir))
     env = jinja2.Environment(
         loader=loader,
@@ -29,11 +42,10 @@ def environment(templates_dir: Path, **filters: Any) -> jinja2.Environment:
         undefined=jinja2.StrictUndefined,
         trim_blocks=True,
         lstrip_blocks=True,
-        keep_trailing_newline=True,
+        keep_trailing_newline=keep_trailing_newline,
         extensions=["jinja2.ext.i18n"],
     )
     _install_catalogs(env, Catalogs())
-    env.filters.update(filters)
     return env
 
 
