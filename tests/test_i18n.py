@@ -121,7 +121,8 @@ def test_the_digest_speaks_the_site_language(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize(
-    ("language", "greeting"), [("zh-CN", "读者，你好："), ("en", "Hello there,"), ("fr", "Hello there,")]
+    ("language", "greeting"),
+    [("zh-CN", "读者，你好："), ("en", "Hello there,"), ("fr", "Hello there,")],
 )
 def test_a_subscriber_without_a_name_is_greeted_in_the_site_language(
     tmp_path: Path, language: str, greeting: str
