@@ -44,7 +44,8 @@ class SiteConfig:
     language: str
     timezone: ZoneInfo
     author: Author
-    params: Mapping[str, Any] = field(default_factory=dict)
+    # Left out of the hash (YAML values need not be hashable), not out of equality.
+    params: Mapping[str, Any] = field(default_factory=dict, hash=False)
 
 
 @dataclass(frozen=True, slots=True)
