@@ -21,7 +21,7 @@ from premailer import Premailer
 from feedpub import templating
 from feedpub.collector import folded_terms
 from feedpub.config import NewsletterConfig, SiteConfig
-from feedpub.content.render import render_post
+from feedpub.content.render import RenderContext, render_post
 from feedpub.content.text import collapse_space, term_slug, wrap, xml_safe
 from feedpub.model import Issue, Post, RenderedPost
 from feedpub.theme import template_path
@@ -116,10 +116,13 @@ def render_issue(
     newsletter: NewsletterConfig,
     templates_dir: Path,
     summary_length: int,
+    rendering: RenderContext | None = None,
 ) -> Issue:
     """Render ``plan`` as issue ``number``: its subject, HTML with inlined CSS,
-    and plain text."""
-    rendered: tuple[RenderedPost, ...] = tuple(render_post(p, summary_length) for p in plan.posts)
+    and plain text; ``rendering`` expands the posts' shortcodes."""
+    rendered: tuple[RenderedPost, ...] = tuple(
+        render_post(p, summary_length, rendering) for p in plan.posts
+    )
     local = now.astimezone(site.timezone)
     date = local.strftime("%Y-%m-%d")
     subject = subject_line(

@@ -6,7 +6,7 @@ import hashlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
 
 from feedpub.buildcache import OutputRecord, RenderedBody, Stamp, stamp
 from feedpub.config import Config
@@ -22,6 +22,9 @@ from feedpub.output import (
 )
 from feedpub.theme import template_path
 from feedpub.workers import forked_map, worth_forking
+
+if TYPE_CHECKING:
+    from feedpub.content.render import RenderContext
 
 RENDER_IN_PARALLEL_FROM = 150
 FEEDS_IN_PARALLEL_FROM = 30
@@ -48,16 +51,16 @@ class Written:
 
 
 def _render_one(
-    shared: tuple[Sequence[Post], Mapping[str, Stamp], int], index: int
+    shared: tuple[Sequence[Post], Mapping[str, Stamp], int, RenderContext], index: int
 ) -> RenderedBody | str:
     """Render one post; a failure comes back as its reason, never as an exception."""
     from feedpub.content.post import read_body
     from feedpub.content.render import render_post
 
-    posts, files, summary_length = shared
+    posts, files, summary_length, context = shared
     post = posts[index]
     try:
-        done = render_post(replace(post, body=read_body(post.path)), summary_length)
+        done = render_post(replace(post, body=read_body(post.path)), summary_length, context)
     except Exception as exc:  # a bug in one post's rendering must not stop the build
         return f"could not be rendered ({exc!r}); left out"
     return RenderedBody(
@@ -66,11 +69,17 @@ def _render_one(
 
 
 def _render_many(
-    posts: Sequence[Post], files: Mapping[str, Stamp], summary_length: int, parallel: bool | None
+    posts: Sequence[Post], files: Mapping[str, Stamp], config: Config, parallel: bool | None
 ) -> tuple[dict[str, RenderedBody], list[Problem]]:
     """Render bodies, over every core when there are many; a post that fails is
-    reported and left out."""
-    shared = (posts, files, summary_length)
+    reported and left out. ``files`` lists every content file, for the bare
+    names a ``ref`` may use."""
+    if not posts:
+        return {}, []
+    from feedpub.content.links import post_names
+    from feedpub.content.render import render_context
+
+    shared = (posts, files, config.feeds.summary_length, render_context(config, post_names(files)))
     if worth_forking(len(posts), RENDER_IN_PARALLEL_FROM, parallel):
         import feedpub.content.post
         import feedpub.content.render  # noqa: F401  (before the fork: see forked_map)
@@ -123,7 +132,7 @@ def write_feeds(
             rendered[rel] = hit
         else:
             to_render.append(post)
-    done, render_problems = _render_many(to_render, files, config.feeds.summary_length, parallel)
+    done, render_problems = _render_many(to_render, files, config, parallel)
     rendered.update(done)
 
     signatures: dict[str, str] = {}

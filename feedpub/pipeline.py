@@ -16,8 +16,10 @@ from zoneinfo import ZoneInfo
 
 from feedpub.build import BuildReport, build_feeds
 from feedpub.buildcache import BuildCache
-from feedpub.collector import collect, folded_terms, select
+from feedpub.collector import collect, find_files, folded_terms, select
 from feedpub.config import Config
+from feedpub.content.links import post_names
+from feedpub.content.render import render_context
 from feedpub.cron import CronSchedule
 from feedpub.delivery import Deliverer
 from feedpub.digest import EVERY_POST, IssuePlan, plan_issue, render_issue
@@ -70,6 +72,8 @@ def plan_digest(
 
 def render_plan(config: Config, plan: IssuePlan, number: int, now: datetime) -> Issue:
     """Issue ``number`` of ``plan``, with this site's settings and templates."""
+    content = config.content
+    names = post_names(find_files(content.dir, content.include, content.exclude))
     return render_issue(
         plan,
         number,
@@ -78,6 +82,7 @@ def render_plan(config: Config, plan: IssuePlan, number: int, now: datetime) -> 
         config.require_newsletter(),
         config.templates_dir,
         config.feeds.summary_length,
+        render_context(config, names),
     )
 
 
