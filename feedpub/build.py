@@ -48,6 +48,8 @@ from feedpub.collector import (
     IndexedFile,
     assemble,
     content_counts,
+    live,
+    next_change,
     read_changed,
     read_files,
     scan,
@@ -154,9 +156,10 @@ def _grown(
     names = {plan.folder: plan.name for plan in shown.plans if plan.name}
     posts, heads = dict(shown.posts), dict(shown.heads)
     urls, stories = set(shown.urls), set(shown.stories)
+    added_posts: list[Post] = []
     for rel in road.added:
         result, post = fresh[rel], fresh[rel].post
-        if post is None or result.problems or post.draft or post.date > now:
+        if post is None or result.problems or not live(post, now):
             return None
         url, keys = _digest(post.url), _story_digests(post)
         if url in urls or keys & stories:
@@ -167,6 +170,7 @@ def _grown(
                     return None
         urls.add(url)
         stories |= keys
+        added_posts.append(post)
         heads[rel] = result.head
         posts[rel] = result
     published = select((r.post for r in posts.values() if r.post is not None), now)
@@ -182,7 +186,10 @@ def _grown(
         plans,
         counts,
         previous.problems,
-        previous.valid_until,
+        min(
+            (m for m in (previous.valid_until, next_change(added_posts, now)) if m is not None),
+            default=None,
+        ),
         {p.rel_path: posts[p.rel_path] for plan in plans for p in plan.posts},
         heads,
         frozenset(urls),
@@ -230,7 +237,7 @@ def _collected(
         plans,
         content_counts(collection, now, len(published)),
         collection.problems,
-        min((p.date for p in collection.posts if not p.draft and p.date > now), default=None),
+        next_change(collection.posts, now),
         {p.rel_path: index[p.rel_path].result for plan in plans for p in plan.posts},
         {rel: entry.result.head for rel, entry in index.items()},
         frozenset(_digest(post.url) for post in collection.posts),

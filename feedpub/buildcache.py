@@ -30,7 +30,7 @@ from feedpub.model import Problem
 from feedpub.output import write_atomic
 from feedpub.theme import template_path
 
-CACHE_FORMAT = 7
+CACHE_FORMAT = 8
 # The libraries whose output goes into the feeds: upgrading one starts afresh.
 LIBRARIES = ("feedgen", "lxml", "markdown_it", "mdit_py_plugins", "nh3", "frontmatter", "yaml")
 # A part of the cache that may lag behind (the index; the rendered bodies when

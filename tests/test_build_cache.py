@@ -128,6 +128,31 @@ def test_a_scheduled_post_appears_when_its_time_comes(
     _same_as_uncached(tmp_path, config, later)
 
 
+@pytest.mark.parametrize("added_after_the_first_build", [False, True])
+def test_an_expired_post_leaves_when_its_time_comes(
+    tmp_path: Path, content: Path, cache: BuildCache, added_after_the_first_build: bool
+) -> None:
+    """Whether the post was there for the full road or came in by the grow road."""
+    config = _site(tmp_path, "cached", content)
+    if added_after_the_first_build:
+        build_feeds(config, NOW, cache)
+    _new_post(
+        content / "posts",
+        "offer.md",
+        "Limited offer",
+        "2026-11-29T10:00:00Z",
+        "Agents",
+        "expiryDate: 2026-12-01T00:00:00Z\n",
+    )
+    build_feeds(config, NOW, cache)
+    assert "Limited offer" in (config.feeds.output_dir / "rss.xml").read_text()
+    later = NOW + timedelta(days=2)
+    report = build_feeds(config, later, cache)  # no file changed, but the post expired
+    assert "rss.xml" in report.feeds.written
+    assert "Limited offer" not in (config.feeds.output_dir / "rss.xml").read_text()
+    _same_as_uncached(tmp_path, config, later)
+
+
 def test_a_damaged_cache_is_ignored(tmp_path: Path, content: Path, cache: BuildCache) -> None:
     config = _site(tmp_path, "cached", content)
     build_feeds(config, NOW, cache)
