@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -21,6 +22,7 @@ from feedpub.cli.common import (
     tally,
 )
 from feedpub.config import Config
+from feedpub.model import Post, Problem, Severity
 
 if TYPE_CHECKING:
     from feedpub.web import WebServer
@@ -38,14 +40,47 @@ def check(config_path: Path, strict: bool) -> None:
 
     config = load_checked(config_path)
     collection = collect(config.content, config.site)
-    print_problems(collection.problems)
-    errors, warnings = tally((*config.warnings, *collection.problems))
+    problems = (*collection.problems, *_shortcode_problems(config, collection.posts))
+    print_problems(problems)
+    errors, warnings = tally((*config.warnings, *problems))
     click.echo(
         f"{content_summary(content_counts(collection, now()))}; "
         f"{plural(errors, 'error')}, {plural(warnings, 'warning')}"
     )
     if errors or (strict and warnings):
         raise click.exceptions.Exit(1)
+
+
+def _shortcode_problems(config: Config, posts: Sequence[Post]) -> list[Problem]:
+    """What expanding each post's shortcodes meets, at its file's line; a
+    shortcode without a template is named once, with the template to add."""
+    from feedpub.content.links import post_names
+    from feedpub.content.render import expand_post, render_context
+    from feedpub.content.shortcodes import template_name
+
+    context = render_context(config, post_names(post.rel_path for post in posts))
+    problems: list[Problem] = []
+    unknown: set[str] = set()
+    for post in posts:
+        notes = expand_post(post, context).notes
+        if not notes:
+            continue
+        text = Path(post.path).read_text(encoding="utf-8", errors="replace")
+        before_body = text.count("\n") - post.body.count("\n")
+        for note in notes:
+            line = before_body + note.line
+            if note.unknown is None:
+                severity = Severity.ERROR if note.error else Severity.WARNING
+                problems.append(Problem(post.path, note.message, line, severity))
+            elif note.unknown not in unknown:
+                unknown.add(note.unknown)
+                template = config.templates_dir / template_name(note.unknown)
+                message = (
+                    f"shortcode {note.unknown!r} has no template: add {template} to show it"
+                    " (until then its tags are left out and what they enclose is kept)"
+                )
+                problems.append(Problem(post.path, message, line, Severity.WARNING))
+    return problems
 
 
 @cli.command()
