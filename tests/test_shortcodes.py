@@ -211,18 +211,21 @@ def test_comment_highlight_and_details(tmp_path: Path) -> None:
     )
 
 
-def test_escapes_show_the_tag_and_code_is_left_alone(tmp_path: Path) -> None:
+def test_escapes_show_the_tag_and_code_runs_shortcodes_as_hugo_does(tmp_path: Path) -> None:
+    """Hugo expands shortcodes in code too (that is what the escapes are for);
+    code that only looks like a shortcode stays as written."""
     html = _rendered(
         tmp_path,
         "Write {{</* youtube ID */>}} or {{%/* param x */%}}.\n\n"
-        "```\n{{</* figure src=a */>}} {{< youtube kept >}}\n```\n\n"
-        "Inline `{{< youtube kept >}}`.\n\n    {{< youtube indented >}}\n",
+        "```\n{{</* figure src=a */>}} v{{< param version >}} {{< .Title >}}\n```\n\n"
+        "Inline `{{% param version %}}`.\n\n    {{< param version >}}\n",
+        "version: 0.9.2\n",
     ).html
     assert html == (
         "<p>Write {{&lt; youtube ID &gt;}} or {{% param x %}}.</p>\n"
-        "<pre><code>{{&lt; figure src=a &gt;}} {{&lt; youtube kept &gt;}}\n</code></pre>\n"
-        "<p>Inline <code>{{&lt; youtube kept &gt;}}</code>.</p>\n"
-        "<pre><code>{{&lt; youtube indented &gt;}}\n</code></pre>\n"
+        "<pre><code>{{&lt; figure src=a &gt;}} v0.9.2 {{&lt; .Title &gt;}}\n</code></pre>\n"
+        "<p>Inline <code>0.9.2</code>.</p>\n"
+        "<pre><code>0.9.2\n</code></pre>\n"
     )
 
 
@@ -359,12 +362,12 @@ def test_hostile_bodies_finish_quickly_without_delimiters(tmp_path: Path, source
     assert "{{<" not in markdown and "{{%" not in markdown
 
 
-def test_many_code_spans_leave_their_shortcodes_alone(tmp_path: Path) -> None:
+def test_many_code_spans_with_shortcodes_are_expanded_in_bounded_time(tmp_path: Path) -> None:
     source = "`{{< y >}}` " * 20_000 + "{{< y >}}"
     started = time.perf_counter()
     markdown, _, notes = _expanded(tmp_path, source)
-    assert time.perf_counter() - started < 20
-    assert markdown == "`{{< y >}}` " * 20_000 and [n.unknown for n in notes] == ["y"]
+    assert time.perf_counter() - started < 20  # a stall guard, not a speed target
+    assert markdown == "`` " * 20_000 and {n.unknown for n in notes} - {None} == {"y"}
 
 
 def test_nesting_deeper_than_the_limit_loses_only_the_extra_tags(tmp_path: Path) -> None:

@@ -13,10 +13,11 @@ on its line(s) is a block: its placeholder gets a paragraph of its own. Inside
 a ``{{< >}}`` the inner text is HTML, and a nested ``{{% %}}`` has its inner
 rendered as Markdown first, as in Hugo.
 
-Where feedpub differs from Hugo, on purpose: shortcodes in Markdown code
-(spans, fenced and indented blocks) are left as written, only escapes there
-lose their comment markers; a shortcode without a template is no error: its
-tags are left out and what they enclose is kept.
+Shortcodes in Markdown code (spans, fenced and indented blocks) run too, as in
+Hugo: that is why the escapes exist; code that only looks like one (a Go
+template, say) stays as written. Where feedpub differs from Hugo, on purpose:
+a shortcode without a template is no error: its tags are left out and what
+they enclose is kept.
 
 Every loop is bounded by the input: a malformed tag is dropped from where the
 lexer stopped, nesting deeper than ``MAX_DEPTH`` and calls beyond ``MAX_CALLS``
@@ -462,12 +463,12 @@ def _tokens(source: str, lines: _Lines, notes: list[Note]) -> list[_Token]:
             out.append(source[pending:at])
             pending = search = at + 5
             continue
-        if in_code:
-            search = at + 3
-            continue
         try:
             tag = _lex_tag(source, at, markdown)
         except _Malformed as bad:
+            if in_code:  # code that only looks like a shortcode stays as written
+                search = at + 3
+                continue
             notes.append(Note(lines.number(at), f"malformed shortcode: {bad.reason}; left out"))
             end = tag_ends[close].at_or_after(at + 3)
             following = [p for p in (o.at_or_after(at + 3) for o in openers) if p >= 0]
