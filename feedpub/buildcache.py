@@ -28,7 +28,7 @@ from feedpub.config import Config
 from feedpub.feeds import STYLESHEET_NAME, FeedSpec
 from feedpub.model import Problem
 from feedpub.output import write_atomic
-from feedpub.theme import template_path
+from feedpub.theme import shortcode_sources, template_path
 
 CACHE_FORMAT = 8
 # The libraries whose output goes into the feeds: upgrading one starts afresh.
@@ -179,6 +179,7 @@ def config_key(config: Config) -> str:
         config.content.dir.resolve(),
         config.feeds,
         stylesheet.read_bytes() if config.feeds.stylesheet else b"",
+        shortcode_sources(config.templates_dir),
     )
     return hashlib.sha256(repr(parts).encode()).hexdigest()
 

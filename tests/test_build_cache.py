@@ -153,6 +153,27 @@ def test_an_expired_post_leaves_when_its_time_comes(
     _same_as_uncached(tmp_path, config, later)
 
 
+def test_an_edited_shortcode_template_renders_its_posts_again(
+    tmp_path: Path, content: Path, cache: BuildCache
+) -> None:
+    templates = tmp_path / "templates"
+    (templates / "shortcodes").mkdir(parents=True)
+    greet = templates / "shortcodes" / "greet.html.j2"
+    greet.write_text("<strong>Hello</strong>")
+    config = replace(_site(tmp_path, "cached", content), templates_dir=templates)
+    _new_post(content / "posts", "hi.md", "Greetings", "2026-11-29T10:00:00Z", "Agents")
+    (content / "posts" / "hi.md").write_text(
+        (content / "posts" / "hi.md").read_text() + "\n{{< greet >}}\n"
+    )
+    build_feeds(config, NOW, cache)
+    assert "Hello" in (config.feeds.output_dir / "rss.xml").read_text()
+    greet.write_text("<em>Welcome</em>")
+    build_feeds(config, NOW, BuildCache())  # as the next one-shot build
+    rss = (config.feeds.output_dir / "rss.xml").read_text()
+    assert "Welcome" in rss and "Hello" not in rss
+    _same_as_uncached(tmp_path, config)
+
+
 def test_a_damaged_cache_is_ignored(tmp_path: Path, content: Path, cache: BuildCache) -> None:
     config = _site(tmp_path, "cached", content)
     build_feeds(config, NOW, cache)

@@ -56,7 +56,7 @@ def _shortcode_problems(config: Config, posts: Sequence[Post]) -> list[Problem]:
     shortcode without a template is named once, with the template to add."""
     from feedpub.content.links import post_names
     from feedpub.content.render import expand_post, render_context
-    from feedpub.content.shortcodes import template_name
+    from feedpub.theme import shortcode_template
 
     context = render_context(config, post_names(post.rel_path for post in posts))
     problems: list[Problem] = []
@@ -74,7 +74,7 @@ def _shortcode_problems(config: Config, posts: Sequence[Post]) -> list[Problem]:
                 problems.append(Problem(post.path, note.message, line, severity))
             elif note.unknown not in unknown:
                 unknown.add(note.unknown)
-                template = config.templates_dir / template_name(note.unknown)
+                template = config.templates_dir / shortcode_template(note.unknown)
                 message = (
                     f"shortcode {note.unknown!r} has no template: add {template} to show it"
                     " (until then its tags are left out and what they enclose is kept)"

@@ -41,12 +41,11 @@ from feedpub import templating
 from feedpub.config import SiteConfig
 from feedpub.errors import RenderError
 from feedpub.model import Post
-from feedpub.theme import template_path
+from feedpub.theme import shortcode_template, template_path
 
 MAX_DEPTH = 24
 MAX_CALLS = 5_000
 MAX_TAG_LENGTH = 10_000
-TEMPLATE_FOLDER = "shortcodes"
 # The names the pass itself handles, whatever the templates say.
 DROPPED = frozenset({"comment"})
 
@@ -127,28 +126,14 @@ class ShortcodeTemplates:
     def has(self, name: str) -> bool:
         """Whether a template for shortcode ``name`` exists (site's or built in)."""
         if name not in self._known:
-            self._known[name] = template_path(self.templates_dir, template_name(name)).is_file()
+            found = template_path(self.templates_dir, shortcode_template(name))
+            self._known[name] = found.is_file()
         return self._known[name]
 
     def render(self, name: str, context: dict[str, Any]) -> str:
         if self._environment is None:
             self._environment = templating.shortcode_environment(self.templates_dir)
-        return templating.render(self._environment, template_name(name), context)
-
-
-def template_name(name: str) -> str:
-    """Where the template of shortcode ``name`` lives in a templates folder."""
-    return f"{TEMPLATE_FOLDER}/{name}.html.j2"
-
-
-def template_sources(templates_dir: Path) -> tuple[tuple[str, bytes], ...]:
-    """Every shortcode template of the site's own folder, by name, with its
-    bytes: what a cache of rendered bodies must be keyed on."""
-    folder = templates_dir / TEMPLATE_FOLDER
-    if not folder.is_dir():
-        return ()
-    files = sorted(p for p in folder.rglob("*.html.j2") if p.is_file())
-    return tuple((p.relative_to(folder).as_posix(), p.read_bytes()) for p in files)
+        return templating.render(self._environment, shortcode_template(name), context)
 
 
 # -- code in the Markdown ----------------------------------------------------
