@@ -177,7 +177,7 @@ def test_an_inline_placeholder_is_replaced_in_its_text() -> None:
 
 def test_no_placeholder_leaks_into_any_output() -> None:
     source = (
-        "# Title FPSC2CSPF\n\n- FPSC1CSPF\n\n![FPSC2CSPF](a.png) `FPSC2CSPF` FPSC77CSPF\n\n"
+        "# Title FPSC2CSPF\n\n- FPSC1CSPF\n\n![FPSC2CSPF](a.png) `FPSC2CSPF`\n\n"
         "<div>FPSC2CSPF</div>\n\n```\nFPSC2CSPF\n```\n\nText[^1].\n\n[^1]: Note FPSC2CSPF.\n"
     )
     body = render_body(source, BASE, "x", parts=SHORTCODES)
@@ -187,6 +187,12 @@ def test_no_placeholder_leaks_into_any_output() -> None:
     assert doc.find(".//p/img").get("alt") == "Ctrl & C"
     assert doc.find("h1").get("id") == "title-ctrl--c"
     assert doc.find(".//li/figure") is not None
+
+
+def test_text_that_only_looks_like_a_placeholder_stays_as_written() -> None:
+    body = render_body("Ticket FPSC77CSPF.\n\nFPSC78CSPF\n", BASE, "x", parts=SHORTCODES)
+    assert body.html == "<p>Ticket FPSC77CSPF.</p>\n<p>FPSC78CSPF</p>\n"
+    assert body.paragraphs == ("Ticket FPSC77CSPF.", "FPSC78CSPF")
 
 
 def test_links_to_posts_go_through_the_resolver() -> None:

@@ -202,7 +202,7 @@ def _inline_parts(token: Token, parts: Mapping[str, str]) -> None:
     """Split text around placeholders into text and the shortcode's HTML."""
 
     def as_text(found: re.Match[str]) -> str:
-        return _html_text(parts.get(found[0], ""))
+        return _html_text(parts[found[0]]) if found[0] in parts else found[0]
 
     children: list[Token] = []
     for child in token.children or ():
@@ -212,13 +212,15 @@ def _inline_parts(token: Token, parts: Mapping[str, str]) -> None:
         for alt in child.children or ():
             alt.content = PLACEHOLDER.sub(as_text, alt.content)
         if child.type != "text":
-            child.content = PLACEHOLDER.sub(lambda m: parts.get(m[0], ""), child.content)
+            child.content = PLACEHOLDER.sub(lambda m: parts.get(m[0], m[0]), child.content)
             children.append(child)
             continue
         start = 0
         for found in PLACEHOLDER.finditer(child.content):
+            if found[0] not in parts:  # the author's own text that looks like one
+                continue
             children.append(_text_token(child.content[start : found.start()]))
-            part = Token("html_inline", "", 0, content=parts.get(found[0], ""))
+            part = Token("html_inline", "", 0, content=parts[found[0]])
             part.meta[_PLAIN] = _html_text(part.content)
             children.append(part)
             start = found.end()
@@ -242,16 +244,16 @@ def _place_parts(state: StateCore) -> None:
             token.type == "paragraph_close"
             and len(tokens) > 1
             and tokens[-2].type == "paragraph_open"
-            and PLACEHOLDER.fullmatch(tokens[-1].content.strip())
+            and tokens[-1].content.strip() in parts
         ):
             name = tokens[-1].content.strip()
             del tokens[-2:]
-            tokens.append(Token("html_block", "", 0, content=parts.get(name, "") + "\n"))
+            tokens.append(Token("html_block", "", 0, content=parts[name] + "\n"))
             continue
         if token.type == "inline":
             _inline_parts(token, parts)
         else:
-            token.content = PLACEHOLDER.sub(lambda m: parts.get(m[0], ""), token.content)
+            token.content = PLACEHOLDER.sub(lambda m: parts.get(m[0], m[0]), token.content)
         tokens.append(token)
     state.tokens = tokens
 
