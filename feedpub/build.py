@@ -44,7 +44,6 @@ from feedpub.collector import (
     Collection,
     ContentCounts,
     FileResult,
-    FileStat,
     IndexedFile,
     assemble,
     content_counts,
@@ -52,11 +51,11 @@ from feedpub.collector import (
     next_change,
     read_changed,
     read_files,
-    scan,
     select,
     story_keys,
 )
 from feedpub.config import Config
+from feedpub.content.files import FileStat, scan
 from feedpub.content.media import local_size
 from feedpub.decide import Grow, Observed, Unchanged, decide
 from feedpub.errors import ProblemsError

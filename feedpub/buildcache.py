@@ -23,8 +23,9 @@ from pathlib import Path
 from typing import Any, NamedTuple, TypeVar
 
 from feedpub import __version__
-from feedpub.collector import ContentCounts, FileResult, FileStat, Frozen, IndexedFile, freeze, thaw
+from feedpub.collector import ContentCounts, FileResult, Frozen, IndexedFile, freeze, thaw
 from feedpub.config import Config
+from feedpub.content.files import FileStat
 from feedpub.feeds import STYLESHEET_NAME, FeedSpec
 from feedpub.model import Problem
 from feedpub.output import write_atomic

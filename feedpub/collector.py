@@ -5,15 +5,13 @@
 
 from __future__ import annotations
 
-import os
-import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import astuple, dataclass, fields
 from datetime import datetime
-from pathlib import Path
 from typing import Any
 
 from feedpub.config import ContentConfig, SiteConfig
+from feedpub.content.files import FileStat, find_files
 from feedpub.content.text import normalise_title, term_slug
 from feedpub.errors import ContentError
 from feedpub.model import Author, Image, Post, Problem, Severity
@@ -46,92 +44,6 @@ POST_FIELDS = tuple(f.name for f in fields(Post) if f.name not in ("author", "co
 PARALLEL_FROM = 400
 
 
-# A content file's path relative to the content folder, size and modification
-# time (nanoseconds): what tells that it changed. A plain tuple, since every
-# build makes one for every file (a site may hold 100,000 posts).
-FileStat = tuple[str, int, int]
-
-
-def glob_pattern(pattern: str) -> re.Pattern[str]:
-    """A glob over POSIX relative paths: ``**/`` spans folders, ``*`` and ``?`` do not."""
-    out: list[str] = []
-    i = 0
-    while i < len(pattern):
-        if pattern.startswith("**/", i):
-            out.append("(?:.*/)?")
-            i += 3
-        elif pattern.startswith("**", i):
-            out.append(".*")
-            i += 2
-        elif pattern[i] == "*":
-            out.append("[^/]*")
-            i += 1
-        elif pattern[i] == "?":
-            out.append("[^/]")
-            i += 1
-        else:
-            out.append(re.escape(pattern[i]))
-            i += 1
-    return re.compile("".join(out))
-
-
-def find_files(directory: Path, include: Sequence[str], exclude: Sequence[str]) -> list[str]:
-    """Relative POSIX paths under ``directory`` that match, sorted; hidden entries skipped."""
-    return [rel for rel, _, _ in _walk(directory, include, exclude)]
-
-
-def _any_of(patterns: Sequence[str]) -> re.Pattern[str] | None:
-    """One expression matching what any of the globs matches; None for no globs."""
-    if not patterns:
-        return None
-    return re.compile("|".join(f"(?:{glob_pattern(p).pattern})" for p in patterns))
-
-
-def is_content_file(content: ContentConfig, rel: str) -> bool:
-    """Whether ``scan`` lists the file at POSIX path ``rel`` (when it exists)."""
-    wanted, unwanted = _any_of(content.include), _any_of(content.exclude)
-    return (
-        not any(part.startswith(".") for part in rel.split("/"))
-        and wanted is not None
-        and wanted.fullmatch(rel) is not None
-        and (unwanted is None or unwanted.fullmatch(rel) is None)
-    )
-
-
-def _walk(directory: Path, include: Sequence[str], exclude: Sequence[str]) -> list[FileStat]:
-    """Matching files with their size and modification time (nanoseconds), sorted
-    by path; one stat call each, no pathlib objects (a site may hold 100,000 posts)."""
-    wanted = _any_of(include)
-    unwanted = _any_of(exclude)
-    found: list[FileStat] = []
-
-    def walk(folder: str, prefix: str) -> None:
-        try:
-            entries = list(os.scandir(folder))
-        except OSError:
-            return
-        for entry in entries:
-            if entry.name.startswith("."):
-                continue
-            rel = prefix + entry.name
-            if entry.is_dir(follow_symlinks=False):  # as os.walk: no loops through links
-                walk(entry.path, rel + "/")
-            elif (
-                wanted is not None
-                and wanted.fullmatch(rel)
-                and (unwanted is None or not unwanted.fullmatch(rel))
-            ):
-                try:
-                    stat = entry.stat()
-                except OSError:
-                    continue  # gone since the folder was listed
-                found.append((rel, stat.st_size, stat.st_mtime_ns))
-
-    walk(str(directory), "")
-    found.sort()
-    return found
-
-
 @dataclass(frozen=True, slots=True)
 class FileResult:
     """What reading one content file gave: a post, or the problems that stopped it,
@@ -155,11 +67,6 @@ class IndexedFile:
 
 # A FileResult as plain tuples (see freeze).
 Frozen = tuple[tuple[Any, ...] | None, tuple[Any, ...], bytes | None]
-
-
-def scan(content: ContentConfig) -> tuple[FileStat, ...]:
-    """Every content file with its size and modification time, sorted by path."""
-    return tuple(_walk(content.dir, content.include, content.exclude))
 
 
 def read_one(content: ContentConfig, site: SiteConfig, rel: str, bodies: bool = True) -> FileResult:

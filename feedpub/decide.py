@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from feedpub.buildcache import Stamp, Summary
-from feedpub.collector import FileStat
+from feedpub.content.files import FileStat
 
 
 @dataclass(frozen=True, slots=True)

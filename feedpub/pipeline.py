@@ -16,8 +16,9 @@ from zoneinfo import ZoneInfo
 
 from feedpub.build import BuildReport, build_feeds
 from feedpub.buildcache import BuildCache
-from feedpub.collector import collect, find_files, folded_terms, select
+from feedpub.collector import collect, folded_terms, select
 from feedpub.config import Config
+from feedpub.content.files import find_files
 from feedpub.content.links import post_names
 from feedpub.content.render import render_context
 from feedpub.cron import CronSchedule

@@ -16,8 +16,9 @@ from hypothesis import strategies as st
 
 from feedpub.build import build_feeds
 from feedpub.buildcache import BuildCache, OutputRecord, Stamp, Summary
-from feedpub.collector import PARALLEL_FROM, ContentCounts, FileStat
+from feedpub.collector import PARALLEL_FROM, ContentCounts
 from feedpub.config import Config, load_config
+from feedpub.content.files import FileStat
 from feedpub.decide import Full, Grow, Observed, Unchanged, decide
 from feedpub.model import Problem
 from tests.conftest import NOW, REPO

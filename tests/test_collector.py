@@ -10,7 +10,6 @@ from feedpub.collector import (
     Filters,
     collect,
     content_counts,
-    find_files,
     freeze,
     next_change,
     read_one,
@@ -18,6 +17,7 @@ from feedpub.collector import (
     thaw,
 )
 from feedpub.config import ContentConfig, SiteConfig, load_config
+from feedpub.content.files import find_files, is_content_file
 from feedpub.model import Post
 from tests.conftest import NOW, REPO, WritePost
 
@@ -46,6 +46,39 @@ def test_find_files_uses_include_and_exclude_globs(content_dir: Path) -> None:
     found = find_files(content_dir, ("**/*.md", "**/*.markdown"), ("**/_index.md", "drafts/**"))
     assert found == ["a.md", "b.markdown", "x/d.md", "x/y/e.md"]
     assert find_files(content_dir, ("*.md",), ()) == ["a.md"]
+
+
+def test_a_leaf_bundle_is_one_post_and_its_markdown_files_are_resources(
+    content_dir: Path,
+) -> None:
+    """As Hugo reads bundles: a folder with index.md is one page, whatever else it
+    holds (headless snippets, notes in subfolders); _index.md holds pages."""
+    for name in (
+        "posts/_index.md",
+        "posts/plain.md",
+        "posts/trip/index.md",
+        "posts/trip/day-one.md",
+        "posts/trip/notes/more.md",
+        "posts/trip/photo.png",
+        "snippets/index.md",
+        "snippets/hours.md",
+        "index.md",  # the content folder itself is no bundle
+        "about.md",
+    ):
+        path = content_dir / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text("x")
+    content = ContentConfig(content_dir, content_dir, ("**/*.md",), ("**/_index.md",), "{slug}/")
+    found = find_files(content_dir, content.include, content.exclude)
+    assert found == [
+        "about.md",
+        "index.md",
+        "posts/plain.md",
+        "posts/trip/index.md",
+        "snippets/index.md",
+    ]
+    every = [p.relative_to(content_dir).as_posix() for p in content_dir.rglob("*.md")]
+    assert sorted(r for r in every if is_content_file(content, r)) == found
 
 
 def test_one_bad_post_never_stops_the_others(

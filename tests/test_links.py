@@ -5,8 +5,8 @@ from pathlib import Path
 
 import pytest
 
-from feedpub.collector import find_files
 from feedpub.config import ContentConfig, SiteConfig
+from feedpub.content.files import find_files
 from feedpub.content.links import PostNames, post_names, resolve_post_link
 from tests.conftest import WritePost
 
@@ -52,10 +52,11 @@ def _names(content: ContentConfig) -> PostNames:
         ("blog/second.md", "bundle", "https://example.org/posts/bundle/"),
         ("blog/second.md", "bundle/", "https://example.org/posts/bundle/"),
         ("blog/second.md", "bundle/index.md", "https://example.org/posts/bundle/"),
-        # from inside a bundle: its siblings, and the files in its own folder
+        # from inside a bundle: its siblings; a Markdown file in its own folder is
+        # one of its resources, no page (Hugo's leaf bundles)
         ("blog/bundle/index.md", "second.md", "https://example.org/posts/second/"),
-        ("blog/bundle/index.md", "sibling.md", "https://example.org/posts/sibling/"),
-        ("blog/bundle/sibling.md", "../first.md", "https://example.org/posts/first-post/"),
+        ("blog/bundle/index.md", "sibling.md", None),
+        ("blog/bundle/index.md", "../first.md", "https://example.org/posts/first-post/"),
         # from the content folder
         ("blog/first.md", "/docs/deep/guide.markdown", "https://example.org/posts/guide/"),
         ("blog/first.md", "/docs/deep/guide", "https://example.org/posts/guide/"),
@@ -72,7 +73,12 @@ def _names(content: ContentConfig) -> PostNames:
     ],
 )
 def test_references_resolve_as_hugo_resolves_them(
-    blog: None, content: ContentConfig, site: SiteConfig, from_rel: str, target: str, url: str
+    blog: None,
+    content: ContentConfig,
+    site: SiteConfig,
+    from_rel: str,
+    target: str,
+    url: str | None,
 ) -> None:
     assert resolve_post_link(content, site, from_rel, target, _names(content)) == url
 

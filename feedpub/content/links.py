@@ -24,8 +24,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from urllib.parse import unquote, urlsplit
 
-from feedpub.collector import is_content_file
 from feedpub.config import ContentConfig, SiteConfig
+from feedpub.content.files import is_content_file
 from feedpub.content.post import BUNDLE_INDEX, CONTENT_SUFFIXES, read_post
 from feedpub.errors import ContentError
 

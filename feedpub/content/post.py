@@ -345,12 +345,17 @@ def _hugo_expand(pattern: str, slug: str | None, title: str, rel_path: str, when
 
 
 def _relative_url(
-    permalink: str, fields: _Reader, slug: str, title: str, rel_path: str, when: datetime
+    permalink: str,
+    fields: _Reader,
+    meta_slug: str | None,
+    slug: str,
+    title: str,
+    rel_path: str,
+    when: datetime,
 ) -> str:
     """The post's URL relative to the site: its ``url:`` as Hugo keeps it (not
     sanitised; a folder unless it has a dot), else the permalink pattern: Hugo's,
     sanitised and always a folder, or feedpub's ``{slug}`` form."""
-    meta_slug = fields.text("slug")
     written = fields.text("url")
     if written is not None and urlsplit(written).scheme:
         fields.warn(f"url: {written!r} is not a path on the site; ignored")
@@ -375,26 +380,28 @@ def _relative_url(
     )
 
 
-def _published(fields: _Reader, rel_path: str) -> datetime:
+def _published(fields: _Reader, rel_path: str) -> tuple[datetime, str | None]:
     """When the post is published, by Hugo's default [frontmatter] rules: ``date``,
     else ``publishDate`` (or ``pubdate``, ``published``), else ``lastmod`` (or
     ``modified``); a later ``publishDate`` wins, since Hugo holds the post back
     until then. Hugo's default leaves the file name alone; feedpub takes a
     ``2025-06-09-`` prefix when the front matter has no date at all, rather than
-    refuse the post."""
+    refuse the post, and then, as Hugo's ``:filename`` date does, the rest of the
+    name as the slug (returned second; None when the date is the front matter's)."""
     published = fields.first_when(DATE_KEYS)
     publish_date = fields.first_when(PUBLISH_DATE_KEYS)
     if published is not None and publish_date is not None and publish_date > published:
-        return publish_date
+        return publish_date, None
     if published is not None:
-        return published
+        return published, None
     dated = _DATED_NAME.match(posixpath.basename(rel_path))
     try:
         day = None if dated is None else date.fromisoformat(dated[1])
     except ValueError:  # 2025-13-45-x.md
         day = None
-    if day is not None:
-        return datetime.combine(day, time(), fields.zone)
+    if dated is not None and day is not None:
+        rest = posixpath.splitext(posixpath.basename(rel_path))[0][dated.end() :]
+        return datetime.combine(day, time(), fields.zone), rest or None
     raise fields.fail("no date; add date: such as 2025-06-09T13:49:22Z to the front matter")
 
 
@@ -429,14 +436,16 @@ def read_post(
     title = fields.text("title")
     if title is None:
         raise fields.fail("no title; add title: to the front matter")
-    published = _published(fields, rel_path)
+    published, name_slug = _published(fields, rel_path)
     updated = fields.first_when(LASTMOD_KEYS)
     if updated is not None and updated < published:
         fields.warn("lastmod is earlier than date; using date")
     updated = max(updated or published, published)
 
-    slug = _slug(fields.text("slug"), rel_path)
-    url = urljoin(site.url, _relative_url(permalink, fields, slug, title, rel_path, published))
+    meta_slug = fields.text("slug") or name_slug
+    slug = _slug(meta_slug, rel_path)
+    relative = _relative_url(permalink, fields, meta_slug, slug, title, rel_path, published)
+    url = urljoin(site.url, relative)
     post = Post(
         path=label,
         rel_path=rel_path,
