@@ -55,9 +55,7 @@ def test_seed_body_reads_as_meant(seed: Path, site: SiteConfig) -> None:
     refs = [a.get("href") for a in doc.iterfind(".//sup/a")]
     assert len(refs) == 8  # [^1] four times, [^2] and [^3] once, [^4] twice
     # Absolute, as feed readers and mail clients need, and naming a note of this post.
-    assert all(
-        href.startswith(post.url + "#") and href.split("#", 1)[1] in ids for href in refs
-    )
+    assert all(href.startswith(post.url + "#") and href.split("#", 1)[1] in ids for href in refs)
     notes = doc.findall(".//section/ol/li")
     assert len(notes) == 5  # [^5] is cited nowhere but is still listed
     assert "Financial Times" in notes[4].text_content()
