@@ -6,8 +6,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from feedpub.config import Config, ContentConfig, SiteConfig
-from feedpub.content.body import Resolver, render_body
+from feedpub.content.body import render_body
 from feedpub.content.links import PostNames, resolve_post_link
+from feedpub.content.sanitise import Resolver
 from feedpub.content.shortcodes import (
     Expansion,
     ShortcodeTemplates,

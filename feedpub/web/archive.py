@@ -9,7 +9,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from feedpub.config import Config
-from feedpub.content.body import sanitise_issue
+from feedpub.content.sanitise import sanitise_issue
 from feedpub.mail import personalise
 from feedpub.model import Issue
 from feedpub.store import Store
