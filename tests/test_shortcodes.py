@@ -14,14 +14,10 @@ from hypothesis import strategies as st
 from feedpub.collector import collect
 from feedpub.config import Config, load_config
 from feedpub.content.links import post_names
+from feedpub.content.mdcode import code_ranges
 from feedpub.content.render import RenderContext, expand_post, render_context, render_post
-from feedpub.content.shortcodes import (
-    MAX_DEPTH,
-    Note,
-    ShortcodeTemplates,
-    code_ranges,
-    parse,
-)
+from feedpub.content.shortcode_syntax import MAX_DEPTH, Note, parse
+from feedpub.content.shortcodes import ShortcodeTemplates
 from feedpub.errors import RenderError
 from feedpub.model import Post, RenderedPost
 from tests.test_cli import _run
