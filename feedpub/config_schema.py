@@ -39,7 +39,7 @@ from feedpub.subscribers import check_email
 
 FEED_FORMATS = ("rss", "atom", "json")
 TAXONOMIES = ("tags", "categories")
-PERMALINK_FIELDS = ("slug", "year", "month", "day")
+PERMALINK_FIELDS = ("folder", "slug", "year", "month", "day")
 # Hugo's permalink attributes (resources/page/permalinks.go) that a post's file
 # and front matter decide; the ones that name the post itself come first.
 HUGO_NAMING_ATTRIBUTES = (

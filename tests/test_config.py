@@ -91,7 +91,7 @@ feeds:
         f"{label}: site.timezone: expected an IANA time zone name such as Asia/Shanghai, got 'Mars/Olympus'",
         f"{label}: site.author.email: expected an email address, got 'nobody'",
         f"{label}: content.include: expected a list of text, got the number 5",
-        f"{label}: content.permalink: unknown placeholder {{title}}; use {{slug}}, {{year}}, {{month}}, {{day}}",
+        f"{label}: content.permalink: unknown placeholder {{title}}; use {{folder}}, {{slug}}, {{year}}, {{month}}, {{day}}",
         f"{label}: feeds.formats: expected a list drawn from rss, atom, json, got 'xml'",
         f"{label}: feeds.limit: expected a whole number of at least 1, got the number 0",
         f"{label}: feeds.full_content: expected true or false, got 'yes'",

@@ -605,3 +605,22 @@ def test_odd_dated_names_and_unknown_url_attributes_cost_nothing(
     )
     post = _read(write_post("a.md", "title: T\ndate: 2025-01-01\nurl: /x/:nope/"), site)
     assert post.url == "https://example.org/x/:nope/"
+
+
+@pytest.mark.parametrize(
+    ("rel_path", "front", "url"),
+    [  # as the real Hugo 0.168 binary wrote them for a hugo.toml without [permalinks]
+        ("post/tech/2026-07-21/a.md", "slug: calldiff\n", "post/tech/2026-07-21/calldiff/"),
+        ("post/tech/2026-07-21/B.File.md", "", "post/tech/2026-07-21/b.file/"),
+        ("post/My Trips/Big Trip/index.md", "", "post/my-trips/big-trip/"),
+        ("top.md", "", "top/"),
+    ],
+)
+def test_folder_and_slug_give_hugos_default_urls(
+    content_dir: Path, site: SiteConfig, rel_path: str, front: str, url: str
+) -> None:
+    path = content_dir / rel_path
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(f"---\ntitle: T\ndate: 2026-07-21\n{front}---\nhi\n")
+    post, _ = read_post(path, rel_path, site, "{folder}{slug}/")
+    assert post.url == "https://example.org/" + url

@@ -26,7 +26,8 @@ from urllib.parse import unquote, urlsplit
 
 from feedpub.config import ContentConfig, SiteConfig
 from feedpub.content.files import is_content_file
-from feedpub.content.post import BUNDLE_INDEX, CONTENT_SUFFIXES, read_post
+from feedpub.content.post import read_post
+from feedpub.content.urls import BUNDLE_INDEX, CONTENT_SUFFIXES
 from feedpub.errors import ContentError
 
 

@@ -11,22 +11,20 @@ from collections.abc import Mapping, Sequence
 from datetime import date, datetime, time
 from pathlib import Path
 from typing import Any
-from urllib.parse import unquote_plus, urljoin, urlsplit
+from urllib.parse import urljoin, urlsplit
 from zoneinfo import ZoneInfo
 
 from feedpub.config import SiteConfig
-from feedpub.config_schema import DEFAULT_COVER_FIELDS, HUGO_ATTRIBUTE, hugo_pattern
+from feedpub.config_schema import DEFAULT_COVER_FIELDS
 from feedpub.content.front import body_of, split
 from feedpub.content.ids import post_id
 from feedpub.content.media import local_file, local_size
 from feedpub.content.text import (
     collapse_space,
-    hugo_path,
     normalise_title,
-    short_digest,
-    url_path,
     xml_safe,
 )
+from feedpub.content.urls import post_slug, relative_url
 from feedpub.errors import ContentError
 from feedpub.model import Author, Image, Post, Problem, Severity
 
@@ -45,10 +43,6 @@ EXPIRY_DATE_KEYS = ("expirydate", "unpublishdate")
 _AUTHOR_LINK = re.compile(r"\[([^\]]+)\]\(\s*(\S+?)\s*\)")
 # A file name that starts with a date (Jekyll's and Hugo's :filename).
 _DATED_NAME = re.compile(r"(\d{4}-\d{2}-\d{2})[ _-]")
-# A page bundle's content file: its folder names the page (Hugo's leaf and branch bundles).
-BUNDLE_INDEX = ("index", "_index")
-# The suffixes of Markdown content files, which a reference to a page may leave out.
-CONTENT_SUFFIXES = (".md", ".markdown")
 
 
 def _lower_keys(meta: Mapping[str, Any]) -> dict[str, Any]:
@@ -281,105 +275,6 @@ def read_text(path: Path) -> str:
     return xml_safe(text.replace("\r\n", "\n").replace("\r", "\n"))
 
 
-_MONTH_NAMES = (
-    "January February March April May June July August September October November December"
-).split()
-_DAY_NAMES = "Monday Tuesday Wednesday Thursday Friday Saturday Sunday".split()
-
-
-def _file_names(rel_path: str) -> tuple[str, str, str]:
-    """The post's file name, content base name and section, as Hugo's
-    ``:filename``, ``:contentbasename`` and ``:section`` take them: a bundle
-    goes by its folder's name, and a leaf bundle's folder is no section."""
-    folder, file_name = posixpath.split(rel_path)
-    stem = posixpath.splitext(file_name)[0]
-    folders = folder.split("/") if folder else []
-    base = folders[-1] if stem in BUNDLE_INDEX and folders else stem
-    if stem == "index":
-        folders = folders[:-1]
-    section = _path_name(folders[0]) if folders else ""
-    return ("" if stem == "_index" else base), base, section
-
-
-def _path_name(name: str) -> str:
-    """A file or folder name as Hugo puts it in a page's path: lower-cased, each
-    space a dash (NormalizePathStringBasic), then sanitised."""
-    return hugo_path(name.lower().replace(" ", "-"))
-
-
-def _slug(meta_slug: str | None, rel_path: str) -> str:
-    """The last part of the post's path: its ``slug:`` or its file's (or
-    bundle's) name, as Hugo writes either in a URL."""
-    candidate = hugo_path(meta_slug) if meta_slug else _path_name(_file_names(rel_path)[1])
-    return candidate or "post-" + short_digest(rel_path)
-
-
-def _hugo_expand(pattern: str, slug: str | None, title: str, rel_path: str, when: datetime) -> str:
-    """``pattern``'s Hugo attributes replaced as Hugo's PermalinkExpander replaces
-    them (each text value urlized), then unescaped as Hugo unescapes the result."""
-    filename, base, section = _file_names(rel_path)
-
-    def urlize(text: str) -> str:
-        return url_path(hugo_path(text))
-
-    named = urlize(slug) if slug else ""
-    values = {
-        "slug": named or urlize(title),
-        "title": urlize(title),
-        "filename": urlize(filename),
-        "slugorfilename": named or urlize(filename),
-        "contentbasename": urlize(base),
-        "slugorcontentbasename": named or urlize(base),
-        "section": section,
-        "year": str(when.year),
-        "month": f"{when.month:02d}",
-        "monthname": _MONTH_NAMES[when.month - 1],
-        "day": f"{when.day:02d}",
-        "weekday": str(when.isoweekday() % 7),
-        "weekdayname": _DAY_NAMES[when.weekday()],
-        "yearday": str(when.timetuple().tm_yday),
-    }
-    # content.permalink holds known attributes only; a url: may hold any word.
-    expanded = HUGO_ATTRIBUTE.sub(lambda m: values.get(m[1], m[0]), pattern)
-    return unquote_plus(expanded.replace("\\:", ":"))
-
-
-def _relative_url(
-    permalink: str,
-    fields: _Reader,
-    meta_slug: str | None,
-    slug: str,
-    title: str,
-    rel_path: str,
-    when: datetime,
-) -> str:
-    """The post's URL relative to the site: its ``url:`` as Hugo keeps it (not
-    sanitised; a folder unless it has a dot), else the permalink pattern: Hugo's,
-    sanitised and always a folder, or feedpub's ``{slug}`` form."""
-    written = fields.text("url")
-    if written is not None and urlsplit(written).scheme:
-        fields.warn(f"url: {written!r} is not a path on the site; ignored")
-        written = None
-    if written is not None:
-        if ":" in written:
-            written = _hugo_expand(written, meta_slug, title, rel_path, when)
-        if ".." in written:
-            written = posixpath.normpath("/" + written)
-        if written.endswith("/") or "." not in written:
-            written = written.rstrip("/") + "/"
-        return url_path(written.lstrip("/"))
-    if hugo_pattern(permalink):
-        path = hugo_path(_hugo_expand(permalink, meta_slug, title, rel_path, when))
-        return url_path(path) + "/" if path else ""
-    local = when.astimezone(fields.zone)
-    return permalink.format(
-        slug=url_path(slug),
-        year=f"{local.year:04d}",
-        month=f"{local.month:02d}",
-        day=f"{local.day:02d}",
-    )
-
-
 def _published(fields: _Reader, rel_path: str) -> tuple[datetime, str | None]:
     """When the post is published, by Hugo's default [frontmatter] rules: ``date``,
     else ``publishDate`` (or ``pubdate``, ``published``), else ``lastmod`` (or
@@ -443,8 +338,14 @@ def read_post(
     updated = max(updated or published, published)
 
     meta_slug = fields.text("slug") or name_slug
-    slug = _slug(meta_slug, rel_path)
-    relative = _relative_url(permalink, fields, meta_slug, slug, title, rel_path, published)
+    slug = post_slug(meta_slug, rel_path)
+    written = fields.text("url")
+    if written is not None and urlsplit(written).scheme:
+        fields.warn(f"url: {written!r} is not a path on the site; ignored")
+        written = None
+    relative = relative_url(
+        permalink, written, meta_slug, slug, title, rel_path, published, site.timezone
+    )
     url = urljoin(site.url, relative)
     post = Post(
         path=label,
