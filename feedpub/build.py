@@ -71,6 +71,7 @@ class BuildReport:
     problems: tuple[Problem, ...]
     feeds: SyncReport
     seconds: float
+    media_links: int = 0  # videos, sounds and frames the feeds show as links
 
 
 @dataclass(frozen=True, slots=True)
@@ -267,7 +268,8 @@ def build_feeds(
     if isinstance(road, Unchanged) and previous is not None:
         report = SyncReport((), tuple(sorted(previous.outputs)), ())
         problems = (*previous.problems, *previous.render_problems)
-        return BuildReport(previous.counts, problems, report, time.perf_counter() - started)
+        seconds = time.perf_counter() - started
+        return BuildReport(previous.counts, problems, report, seconds, previous.media_links)
 
     shown = cache.load(paths.shown, key, Shown) if cache is not None else None
     selection, fresh = None, {}
@@ -300,7 +302,8 @@ def build_feeds(
             cache.save_lagging(paths.shown, key, latest, True, written.renders)
         _remember(cache, config, key, stats, selection, covers, written, generation)
     problems = (*selection.problems, *written.render_problems)
-    return BuildReport(selection.counts, problems, written.report, time.perf_counter() - started)
+    seconds = time.perf_counter() - started
+    return BuildReport(selection.counts, problems, written.report, seconds, written.media_links)
 
 
 def _shown(
@@ -346,5 +349,6 @@ def _remember(
         stamp(root / MANIFEST_NAME),
         generation,
         covers,
+        written.media_links,
     )
     cache.save(cache_paths(config).summary, key, summary)

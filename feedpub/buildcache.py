@@ -31,7 +31,7 @@ from feedpub.model import Problem
 from feedpub.output import write_atomic
 from feedpub.theme import shortcode_sources, template_path
 
-CACHE_FORMAT = 8
+CACHE_FORMAT = 9
 # The libraries whose output goes into the feeds: upgrading one starts afresh.
 LIBRARIES = ("feedgen", "lxml", "markdown_it", "mdit_py_plugins", "nh3", "frontmatter", "yaml")
 # A part of the cache that may lag behind (the index; the rendered bodies when
@@ -73,6 +73,7 @@ class RenderedBody(NamedTuple):
     summary: str
     word_count: int
     reading_time: int
+    media_links: int
 
 
 class PlannedFeed(NamedTuple):
@@ -97,6 +98,7 @@ class Summary:
     manifest: Stamp | None
     plans: str  # the generation of Shown written with it
     covers: Mapping[str, int | None]  # the shown posts' local cover files and their sizes
+    media_links: int  # in the posts the feeds show (see RenderedPost.media_links)
 
 
 @dataclass(frozen=True, slots=True)

@@ -49,6 +49,10 @@ class Written:
     renders: int  # how many bodies were rendered now
     render_problems: tuple[Problem, ...]
 
+    @property
+    def media_links(self) -> int:
+        return sum(body.media_links for body in self.rendered.values())
+
 
 def _render_one(
     shared: tuple[Sequence[Post], Mapping[str, Stamp], int, RenderContext], index: int
@@ -64,7 +68,12 @@ def _render_one(
     except Exception as exc:  # a bug in one post's rendering must not stop the build
         return f"could not be rendered ({exc!r}); left out"
     return RenderedBody(
-        files[post.rel_path], done.html, done.summary, done.word_count, done.reading_time
+        files[post.rel_path],
+        done.html,
+        done.summary,
+        done.word_count,
+        done.reading_time,
+        done.media_links,
     )
 
 

@@ -79,6 +79,7 @@ class RenderedPost:
     summary: str
     word_count: int
     reading_time: int
+    media_links: int = 0  # videos, sounds and frames shown as links (feeds cannot play them)
 
 
 class Severity(enum.Enum):

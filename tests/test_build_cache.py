@@ -499,7 +499,7 @@ def test_a_restarted_process_builds_what_the_daemon_builds(tmp_path: Path, conte
 def _summary(stats: tuple[FileStat, ...], **changes: Any) -> Summary:
     counts = ContentCounts(len(stats), len(stats), len(stats), 0, 0, 0)
     outputs = {"rss.xml": OutputRecord("signature", Stamp(10, 20))}
-    summary = Summary(stats, None, counts, (), (), outputs, Stamp(1, 2), "generation", {})
+    summary = Summary(stats, None, counts, (), (), outputs, Stamp(1, 2), "generation", {}, 0)
     return replace(summary, **changes)
 
 

@@ -141,6 +141,25 @@ def test_build_writes_feeds_and_says_what_it_did(tmp_path: Path) -> None:
     assert "feeds: 0 written, 52 unchanged, 0 removed" in second.stdout
 
 
+def test_build_counts_hidden_posts_and_media_shown_as_links(tmp_path: Path) -> None:
+    config = _sample_site(tmp_path)
+    (tmp_path / "content" / "clip.md").write_text(
+        "---\ntitle: Clip\ndate: 2026-11-29T08:00:00Z\n---\n"
+        '<video src="/media/clip.mp4" poster="/media/clip.jpg"></video>\n\n'
+        '<iframe src="https://www.youtube.com/embed/abc"></iframe>\n',
+        encoding="utf-8",
+    )
+    (tmp_path / "content" / "gone.md").write_text(
+        "---\ntitle: Gone\ndate: 2026-11-01T08:00:00Z\nexpiryDate: 2026-11-02T00:00:00Z\n---\nx\n",
+        encoding="utf-8",
+    )
+    line = _run("build", "--config", str(config)).stdout
+    assert "0 duplicate stories, 1 expired or unlisted), 0 skipped;" in line
+    assert "; 2 videos, sounds or frames shown as links, in " in line
+    again = _run("build", "--config", str(config)).stdout  # from the cache: the same count
+    assert "; 2 videos, sounds or frames shown as links, in " in again
+
+
 def test_build_quiet_and_strict(tmp_path: Path) -> None:
     config = _sample_site(tmp_path)
     (tmp_path / "content" / "broken.md").write_text("---\ntitle: [\n---\n", encoding="utf-8")

@@ -17,6 +17,7 @@ from feedpub.model import Problem, Severity
 # Each command imports the stages it uses, so that 'feedpub build' never loads
 # the mail, web or scheduler libraries and 'feedpub --help' starts at once.
 if TYPE_CHECKING:
+    from feedpub.build import BuildReport
     from feedpub.collector import ContentCounts
     from feedpub.delivery import Deliverer
 
@@ -89,9 +90,18 @@ def content_summary(counts: ContentCounts) -> str:
         f"{plural(counts.files, 'content file')}: {plural(counts.posts, 'post')} "
         f"({counts.published} published, {plural(counts.drafts, 'draft')}, "
         f"{counts.scheduled} scheduled, "
-        f"{plural(counts.duplicates, 'duplicate story', 'duplicate stories')}), "
+        f"{plural(counts.duplicates, 'duplicate story', 'duplicate stories')}"
+        f"{f', {counts.hidden} expired or unlisted' if counts.hidden else ''}), "
         f"{counts.skipped} skipped"
     )
+
+
+def build_summary(report: BuildReport) -> str:
+    """What a build read and wrote, on one line."""
+    media = report.media_links
+    embeds = plural(media, "video, sound or frame", "videos, sounds or frames")
+    shown = f"; {embeds} shown as links" if media else ""
+    return f"{content_summary(report.counts)}; feeds: {report.feeds}{shown}"
 
 
 def tally(problems: tuple[Problem, ...]) -> tuple[int, int]:

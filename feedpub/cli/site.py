@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING
 import click
 
 from feedpub.cli.common import (
+    build_summary,
     cli,
     config_option,
     content_summary,
@@ -105,8 +106,7 @@ def build(config_path: Path, strict: bool, quiet: bool) -> None:
     print_problems(report.problems)
     if not quiet:
         click.echo(
-            f"{content_summary(report.counts)}; feeds: {report.feeds}, "
-            f"in {config.feeds.output_dir} ({report.seconds:.2f} s)"
+            f"{build_summary(report)}, in {config.feeds.output_dir} ({report.seconds:.2f} s)"
         )
     errors, warnings = tally(report.problems)
     if strict and (errors or warnings):
@@ -136,7 +136,7 @@ def run_command(config_path: Path, quiet: bool) -> None:
             click.echo(f"failed: {failure}", err=True)
     if quiet:
         return
-    click.echo(f"{content_summary(build.counts)}; feeds: {build.feeds}")
+    click.echo(build_summary(build))
     if config.newsletter is None:
         click.echo("digest: no newsletter section in the config")
     elif send is None:

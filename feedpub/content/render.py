@@ -106,4 +106,5 @@ def render_post(
         summary=summary,
         word_count=words if post.word_count is None else post.word_count,
         reading_time=minutes if post.reading_time is None else post.reading_time,
+        media_links=body.media_replaced,
     )
