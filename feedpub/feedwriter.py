@@ -85,10 +85,10 @@ def _render_many(
     names a ``ref`` may use."""
     if not posts:
         return {}, []
-    from feedpub.content.links import post_names
+    from feedpub.content.links import PostNames
     from feedpub.content.render import render_context
 
-    shared = (posts, files, config.feeds.summary_length, render_context(config, post_names(files)))
+    shared = (posts, files, config.feeds.summary_length, render_context(config, PostNames(files)))
     if worth_forking(len(posts), RENDER_IN_PARALLEL_FROM, parallel):
         import feedpub.content.post
         import feedpub.content.render  # noqa: F401  (before the fork: see forked_map)

@@ -19,7 +19,7 @@ from feedpub.buildcache import BuildCache
 from feedpub.collector import collect, folded_terms, select
 from feedpub.config import Config
 from feedpub.content.files import find_files
-from feedpub.content.links import post_names
+from feedpub.content.links import PostNames
 from feedpub.content.render import render_context
 from feedpub.cron import CronSchedule
 from feedpub.delivery import Deliverer
@@ -74,7 +74,7 @@ def plan_digest(
 def render_plan(config: Config, plan: IssuePlan, number: int, now: datetime) -> Issue:
     """Issue ``number`` of ``plan``, with this site's settings and templates."""
     content = config.content
-    names = post_names(find_files(content.dir, content.include, content.exclude))
+    names = PostNames(find_files(content.dir, content.include, content.exclude))
     return render_issue(
         plan,
         number,

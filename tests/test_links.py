@@ -7,7 +7,7 @@ import pytest
 
 from feedpub.config import ContentConfig, SiteConfig
 from feedpub.content.files import find_files
-from feedpub.content.links import PostNames, post_names, resolve_post_link
+from feedpub.content.links import PostNames, resolve_post_link
 from tests.conftest import WritePost
 
 
@@ -38,7 +38,7 @@ def blog(write_post: WritePost) -> None:
 
 
 def _names(content: ContentConfig) -> PostNames:
-    return post_names(find_files(content.dir, content.include, content.exclude))
+    return PostNames(find_files(content.dir, content.include, content.exclude))
 
 
 @pytest.mark.parametrize(
@@ -130,5 +130,7 @@ def test_the_link_is_the_targets_own_permalink(
 def test_the_index_and_arguments_pickle(blog: None, content: ContentConfig) -> None:
     names = _names(content)
     assert pickle.loads(pickle.dumps(names)) == names
-    assert names.files["same"] == ("a/same.md", "b/same.md")
-    assert names.files["bundle"] == ("blog/bundle/index.md",)
+    assert names.get("same") == ("a/same.md", "b/same.md")
+    assert names.get("bundle") == ("blog/bundle/index.md",)
+    assert names.get("nowhere") == ()
+    assert pickle.loads(pickle.dumps(names)).get("same") == ("a/same.md", "b/same.md")

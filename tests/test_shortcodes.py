@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 
 from feedpub.collector import collect
 from feedpub.config import Config, load_config
-from feedpub.content.links import post_names
+from feedpub.content.links import PostNames
 from feedpub.content.mdcode import code_ranges
 from feedpub.content.render import RenderContext, expand_post, render_context, render_post
 from feedpub.content.shortcode_syntax import MAX_DEPTH, Note, parse
@@ -55,7 +55,7 @@ def _rendered(tmp_path: Path, body: str, front: str = "", **site: str) -> Render
 
 def _first(config: Config) -> tuple[Post, RenderContext]:
     posts = collect(config.content, config.site).posts
-    context = render_context(config, post_names(p.rel_path for p in posts))
+    context = render_context(config, PostNames(p.rel_path for p in posts))
     return next(p for p in posts if p.rel_path == "posts/a.md"), context
 
 

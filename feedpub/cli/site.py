@@ -55,11 +55,11 @@ def check(config_path: Path, strict: bool) -> None:
 def _shortcode_problems(config: Config, posts: Sequence[Post]) -> list[Problem]:
     """What expanding each post's shortcodes meets, at its file's line; a
     shortcode without a template is named once, with the template to add."""
-    from feedpub.content.links import post_names
+    from feedpub.content.links import PostNames
     from feedpub.content.render import expand_post, render_context
     from feedpub.theme import shortcode_template
 
-    context = render_context(config, post_names(post.rel_path for post in posts))
+    context = render_context(config, PostNames(post.rel_path for post in posts))
     problems: list[Problem] = []
     unknown: set[str] = set()
     for post in posts:

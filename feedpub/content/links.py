@@ -20,8 +20,7 @@ target's own feed item agree on its permalink.
 from __future__ import annotations
 
 import posixpath
-from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from collections.abc import Iterable
 from urllib.parse import unquote, urlsplit
 
 from feedpub.config import ContentConfig, SiteConfig
@@ -31,13 +30,30 @@ from feedpub.content.urls import BUNDLE_INDEX, CONTENT_SUFFIXES
 from feedpub.errors import ContentError
 
 
-@dataclass(frozen=True, slots=True)
 class PostNames:
     """Content files by their base name, lower-cased (a bundle goes by its
-    folder's name): what a bare-name reference needs, built once per build from
-    the file list the build has anyway, so that no lookup scans the folder."""
+    folder's name): what a bare-name reference needs. Made from the file list the
+    build has anyway, and indexed on the first bare-name lookup, so that builds
+    whose posts make none (most) pay nothing and no lookup scans the folder."""
 
-    files: Mapping[str, tuple[str, ...]]
+    def __init__(self, rels: Iterable[str]) -> None:
+        self._rels = tuple(rels)
+        self._files: dict[str, tuple[str, ...]] | None = None
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, PostNames) and other._rels == self._rels
+
+    def __hash__(self) -> int:
+        return hash(self._rels)
+
+    def get(self, name: str) -> tuple[str, ...]:
+        """The files whose base name is ``name``."""
+        if self._files is None:
+            found: dict[str, list[str]] = {}
+            for rel in self._rels:
+                found.setdefault(_base_name(rel), []).append(rel)
+            self._files = {base: tuple(files) for base, files in found.items()}
+        return self._files.get(name, ())
 
 
 def _stem(file_name: str) -> str:
@@ -52,14 +68,6 @@ def _base_name(rel: str) -> str:
     folder, file_name = posixpath.split(rel)
     stem = _stem(file_name)
     return (posixpath.basename(folder) if stem in BUNDLE_INDEX and folder else stem).lower()
-
-
-def post_names(rels: Iterable[str]) -> PostNames:
-    """The index of ``rels`` (content files relative to ``content.dir``) by base name."""
-    found: dict[str, list[str]] = {}
-    for rel in rels:
-        found.setdefault(_base_name(rel), []).append(rel)
-    return PostNames({name: tuple(files) for name, files in found.items()})
 
 
 def _page_path(path: str) -> str:
@@ -99,7 +107,7 @@ def _find(content: ContentConfig, from_rel: str, path: str, names: PostNames | N
     found = _file_of(content, page.lstrip("/"))
     if found is not None or names is None or "/" in path.rstrip("/"):
         return found
-    matches = names.files.get(_base_name(page), ())
+    matches = names.get(_base_name(page))
     return matches[0] if len(matches) == 1 else None
 
 
@@ -115,7 +123,7 @@ def resolve_post_link(
     None when it names no post (a draft, or a file that is not a usable post).
 
     A bare name found nowhere near the current page is looked up in ``names``
-    (see ``post_names``); without it, such a name resolves to nothing.
+    (see ``PostNames``); without it, such a name resolves to nothing.
     """
     path, hash_mark, fragment = target.strip().partition("#")
     path = unquote(path)

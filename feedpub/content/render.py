@@ -33,7 +33,7 @@ class RenderContext:
 
 def render_context(config: Config, names: PostNames | None = None) -> RenderContext:
     """The context of this site's posts; ``names`` lets a bare-name ``ref`` find
-    a post anywhere (see ``links.post_names``)."""
+    a post anywhere (see ``links.PostNames``)."""
     return RenderContext(
         config.site, config.content, ShortcodeTemplates(config.templates_dir), names
     )

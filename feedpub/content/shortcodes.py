@@ -24,7 +24,6 @@ from typing import Any
 
 from markupsafe import Markup
 
-from feedpub import templating
 from feedpub.config import SiteConfig
 from feedpub.content.shortcode_syntax import Call, Literal, Node, Note, parse
 from feedpub.errors import RenderError
@@ -91,6 +90,10 @@ class ShortcodeTemplates:
         return self._known[name]
 
     def render(self, name: str, context: dict[str, Any]) -> str:
+        # Imported here: jinja2 and the catalogs load only for a post that has a
+        # shortcode, not for every build that renders a body.
+        from feedpub import templating
+
         if self._environment is None:
             self._environment = templating.shortcode_environment(self.templates_dir)
         return templating.render(self._environment, shortcode_template(name), context)
