@@ -8,7 +8,9 @@ from hypothesis import strategies as st
 
 from feedpub.content.text import (
     ELLIPSIS,
+    _sanitised_path,
     display_width,
+    hugo_path,
     normalise_title,
     slugify,
     term_slug,
@@ -161,3 +163,15 @@ def test_wrap_properties(text: str, width: int) -> None:
         assert line == line.strip() and line
         if display_width(line) > width:
             assert " " not in line and len(line.split()) == 1
+
+
+@given(st.text(alphabet=st.sampled_from("aZ09.-_/ #+~@%中é\u0301!?"), max_size=30))
+def test_hugo_path_takes_the_short_way_only_where_it_changes_nothing(text: str) -> None:
+    assert hugo_path(text) == _sanitised_path(text)
+
+
+def test_hugo_path_keeps_what_hugo_keeps() -> None:
+    assert hugo_path("Istio 1.6 Explain") == "istio-1.6-explain"
+    assert hugo_path("istio-1.6-explain") == "istio-1.6-explain"
+    assert hugo_path("a/./b/../c") == "a/b/c"
+    assert hugo_path("C++ & C#") == "c++-c#"

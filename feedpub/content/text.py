@@ -85,12 +85,23 @@ def _path_character(text: str, at: int) -> bool:
     return char == "%" and bool(_HEX_ESCAPE.match(text, at))
 
 
+# A path that hugo_path leaves as it is: most file names and slugs are.
+_PLAIN_PATH = re.compile(r"[a-z0-9_#+~@-][a-z0-9._#+~@-]*(?:/[a-z0-9_#+~@-][a-z0-9._#+~@-]*)*")
+
+
 def hugo_path(text: str) -> str:
     """A file name, folder name or slug as Hugo puts it in a URL (MakePathSanitized):
     letters, digits, marks and ``. / _ # + ~ - @`` kept, each run of spaces a
     dash, anything else dropped, lower-cased; so ``Istio 1.6 Explain`` gives
     ``istio-1.6-explain``. Empty, ``.`` and ``..`` segments are dropped, so the
     result stays below the folder it goes in."""
+    if _PLAIN_PATH.fullmatch(text):  # no segment starts with a dot: none is . or ..
+        return text
+    return _sanitised_path(text)
+
+
+def _sanitised_path(text: str) -> str:
+    """hugo_path, character by character."""
     kept: list[str] = []
     space = False
     for at, char in enumerate(text):

@@ -117,7 +117,7 @@ def relative_url(
         return url_path(path) + "/" if path else ""
     local = when.astimezone(zone)
     return permalink.format(
-        folder=url_path(page_folder(rel_path)),
+        folder=url_path(page_folder(rel_path)) if "{folder}" in permalink else "",
         slug=url_path(slug),
         year=f"{local.year:04d}",
         month=f"{local.month:02d}",
