@@ -3,6 +3,7 @@ clients and inbox providers expect (RFC 5322, RFC 2369, RFC 2919, RFC 8058)."""
 
 from __future__ import annotations
 
+import binascii
 import html
 import re
 from dataclasses import replace
@@ -89,15 +90,34 @@ def with_default_name(newsletter: NewsletterConfig, language: str) -> Newsletter
     return replace(newsletter, default_name=load_catalog(language).gettext("there"))
 
 
-def build_message(issue: Issue, recipient: Recipient, newsletter: NewsletterConfig) -> EmailMessage:
-    """The finished message for one recipient."""
-    unsubscribe_url = _ascii_url(newsletter.unsubscribe_url.replace("{token}", recipient.token))
-    values = {
+def _values(recipient: Recipient, newsletter: NewsletterConfig) -> dict[str, str]:
+    """What fills the placeholders of an issue for ``recipient``."""
+    return {
         "name": _clean(recipient.name) or newsletter.default_name or "",
         "email": recipient.email,
-        "unsubscribe_url": unsubscribe_url,
+        "unsubscribe_url": _ascii_url(
+            newsletter.unsubscribe_url.replace("{token}", recipient.token)
+        ),
         "manage_url": _ascii_url(newsletter.manage_url.replace("{token}", recipient.token)),
     }
+
+
+def _list_unsubscribe(
+    recipient: Recipient, unsubscribe_url: str, newsletter: NewsletterConfig
+) -> str:
+    mailto = f"mailto:{newsletter.unsubscribe_email}?subject=unsubscribe%20{quote(recipient.token)}"
+    return f"<{unsubscribe_url}>, <{mailto}>"
+
+
+def _boundary(message_id: str) -> str:
+    """A boundary derived from the Message-ID keeps a re-sent copy byte-identical."""
+    return "feedpub-" + short_digest(message_id) * 2
+
+
+def build_message(issue: Issue, recipient: Recipient, newsletter: NewsletterConfig) -> EmailMessage:
+    """The finished message for one recipient (``MessageMaker`` makes its bytes
+    faster, for sending)."""
+    values = _values(recipient, newsletter)
     message = EmailMessage(policy=SMTP_POLICY)
     message["From"] = Address(_clean(newsletter.sender_name), addr_spec=newsletter.sender_email)
     message["To"] = Address(_clean(recipient.name), addr_spec=recipient.email)
@@ -107,8 +127,9 @@ def build_message(issue: Issue, recipient: Recipient, newsletter: NewsletterConf
     message["Date"] = format_datetime(issue.date)
     message["Message-ID"] = message_id(issue, recipient, newsletter)
     message["List-Id"] = f"{_clean(newsletter.title)} <{newsletter.list_id}>"
-    mailto = f"mailto:{newsletter.unsubscribe_email}?subject=unsubscribe%20{quote(recipient.token)}"
-    message["List-Unsubscribe"] = f"<{unsubscribe_url}>, <{mailto}>"
+    message["List-Unsubscribe"] = _list_unsubscribe(
+        recipient, values["unsubscribe_url"], newsletter
+    )
     message["List-Unsubscribe-Post"] = "List-Unsubscribe=One-Click"
     # base64 named outright: left to choose, the email package encodes each part
     # both ways to pick the shorter, which costs more than the rest of the message.
@@ -116,9 +137,87 @@ def build_message(issue: Issue, recipient: Recipient, newsletter: NewsletterConf
     message.add_alternative(
         personalise(issue.html, values, markup=True), subtype="html", cte="base64"
     )
-    # A boundary derived from the Message-ID keeps a re-sent copy byte-identical.
-    message.set_boundary("feedpub-" + short_digest(message["Message-ID"]) * 2)
+    message.set_boundary(_boundary(message["Message-ID"]))
     return message
+
+
+def _folded(name: str, value: object) -> bytes:
+    """One header line (or folded lines) as the email package writes it."""
+    return SMTP_POLICY.fold_binary(name, SMTP_POLICY.header_factory(name, value))
+
+
+def _base64_part(text: str) -> bytes:
+    """A text part's body as the email package writes it with ``cte="base64"``:
+    its lines joined by CRLF, in base64 lines of 76 characters (57 bytes each, so
+    one encoding cut every 76 characters is the same), each ending CRLF."""
+    data = b"\r\n".join(text.encode().splitlines()) + b"\r\n"
+    encoded = binascii.b2a_base64(data, newline=False)
+    return b"\r\n".join(_BASE64_LINE.findall(encoded)) + b"\r\n"
+
+
+# 57 bytes a line, as the email package cuts them for its line length of 78.
+_BASE64_LINE = re.compile(b".{1,%d}" % ((SMTP_POLICY.max_line_length or 78) // 4 * 4))
+
+
+class MessageMaker:
+    """One issue's messages for sending, as the bytes ``build_message(...).as_bytes()``
+    gives (a test holds them to it), made several times faster: the headers every
+    recipient shares are folded once, and per recipient only To, Message-ID,
+    List-Unsubscribe and the two personalised parts are made."""
+
+    def __init__(self, issue: Issue, newsletter: NewsletterConfig) -> None:
+        self.issue = issue
+        self.newsletter = newsletter
+        fold = _folded
+        sender = Address(_clean(newsletter.sender_name), addr_spec=newsletter.sender_email)
+        self._from = fold("From", sender)
+        reply = fold("Reply-To", newsletter.reply_to) if newsletter.reply_to else b""
+        self._dated = (
+            reply + fold("Subject", issue.subject) + fold("Date", format_datetime(issue.date))
+        )
+        self._list_id = fold("List-Id", f"{_clean(newsletter.title)} <{newsletter.list_id}>")
+        self._mime = fold("List-Unsubscribe-Post", "List-Unsubscribe=One-Click") + fold(
+            "MIME-Version", "1.0"
+        )
+
+    def make(self, recipient: Recipient) -> tuple[bytes, str]:
+        """The message for ``recipient``, and its name (see ``message_name``)."""
+        newsletter, fold = self.newsletter, _folded
+        values = _values(recipient, newsletter)
+        identifier = message_id(self.issue, recipient, newsletter)
+        to = Address(_clean(recipient.name), addr_spec=recipient.email)
+        boundary = _boundary(identifier).encode()
+        unsubscribe = _list_unsubscribe(recipient, values["unsubscribe_url"], newsletter)
+        head = b"".join(
+            (
+                self._from,
+                fold("To", to),
+                self._dated,
+                fold("Message-ID", identifier),
+                self._list_id,
+                fold("List-Unsubscribe", unsubscribe),
+                self._mime,
+                b'Content-Type: multipart/alternative; boundary="' + boundary + b'"\r\n',
+            )
+        )
+        text = _base64_part(personalise(self.issue.text, values, markup=False))
+        html_part = _base64_part(personalise(self.issue.html, values, markup=True))
+        delimiter = b"\r\n--" + boundary + b"\r\n"
+        data = b"".join(
+            (
+                head,
+                delimiter,
+                b'Content-Type: text/plain; charset="utf-8"\r\n',
+                b"Content-Transfer-Encoding: base64\r\n\r\n",
+                text,
+                delimiter,
+                b'Content-Type: text/html; charset="utf-8"\r\n',
+                b"Content-Transfer-Encoding: base64\r\nMIME-Version: 1.0\r\n\r\n",
+                html_part,
+                b"\r\n--" + boundary + b"--\r\n",
+            )
+        )
+        return data, identifier.strip("<>").partition("@")[0]
 
 
 def build_confirmation(

@@ -25,7 +25,7 @@ from feedpub.cron import CronSchedule
 from feedpub.delivery import Deliverer
 from feedpub.digest import EVERY_POST, IssuePlan, plan_issue, render_issue
 from feedpub.errors import DeliveryError, StateError
-from feedpub.mail import build_message, message_name, with_default_name
+from feedpub.mail import MessageMaker, with_default_name
 from feedpub.model import Issue, Problem, Recipient
 from feedpub.store import Delivery, Store
 
@@ -232,14 +232,14 @@ class DigestSender:
 
     def _deliver(self, number: int, report: SendReport) -> None:
         open_deliveries = self.store.open_deliveries(number)
-        issues: dict[str, Issue] = {}  # one per variant, read once from the ledger
+        makers: dict[str, MessageMaker] = {}  # one per variant, read once from the ledger
         for done, delivery in enumerate(open_deliveries, start=1):
             if self.stop():  # asked to shut down: the rest stays pending for the next run
                 report.stopped = True
                 return
             reason = self.store.why_not_deliver(delivery)
             if reason is None:
-                self._send_one(delivery, issues, report, left=len(open_deliveries) - done)
+                self._send_one(delivery, makers, report, left=len(open_deliveries) - done)
             else:
                 self.store.mark_done(delivery, "skipped", reason, self.clock())
                 report.skipped += 1
@@ -254,16 +254,16 @@ class DigestSender:
         return issue
 
     def _send_one(
-        self, delivery: Delivery, issues: dict[str, Issue], report: SendReport, left: int
+        self, delivery: Delivery, makers: dict[str, MessageMaker], report: SendReport, left: int
     ) -> None:
-        """Build one recipient's message from its variant (read once into ``issues``)
+        """Make one recipient's message from its variant (read once into ``makers``)
         and send it."""
         key = delivery.variant or ""
-        if key not in issues:
-            issues[key] = self._recorded_issue(delivery.issue, key)
+        if key not in makers:
+            makers[key] = MessageMaker(self._recorded_issue(delivery.issue, key), self.newsletter)
         recipient = Recipient(delivery.email, delivery.name, delivery.token)
-        message = build_message(issues[key], recipient, self.newsletter)
-        self._attempt(delivery, message.as_bytes(), message_name(message), report, left)
+        data, name = makers[key].make(recipient)
+        self._attempt(delivery, data, name, report, left)
 
     def _attempt(
         self, delivery: Delivery, data: bytes, name: str, report: SendReport, left: int

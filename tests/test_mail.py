@@ -6,9 +6,12 @@ from __future__ import annotations
 import re
 from dataclasses import replace
 
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
 from feedpub.config import Config, NewsletterConfig
-from feedpub.mail import build_message, message_name
-from feedpub.model import Issue
+from feedpub.mail import MessageMaker, build_message, message_name
+from feedpub.model import Issue, Recipient
 from tests.test_digest import ADA, _parse
 
 
@@ -62,3 +65,27 @@ def test_message_ids_of_two_recipients_never_collide(config: Config, issue: Issu
     first, second = (build_message(issue, r, newsletter) for r in pair)
     assert first["Message-ID"] != second["Message-ID"]
     assert message_name(first) != message_name(second)
+
+
+_NAMES = st.text(alphabet=st.sampled_from("Ada Lovelace张三éß\"\\,;:<>()@.\t-'!"), max_size=80)
+_TOKENS = st.text(alphabet=st.sampled_from("abcdef0123456789-_~"), min_size=1, max_size=120)
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    name=_NAMES,
+    local=st.from_regex(r"[a-z0-9][a-z0-9+_-]{0,30}(\.[a-z0-9]{1,8})?", fullmatch=True),
+    token=_TOKENS,
+)
+def test_the_fast_maker_writes_the_bytes_of_the_full_message(
+    config: Config, issue: Issue, name: str, local: str, token: str
+) -> None:
+    """What is sent is what build_message describes, byte for byte, whatever the
+    recipient's name (quotes, commas, CJK, long), address and token."""
+    assert config.newsletter is not None
+    for newsletter in (config.newsletter, replace(config.newsletter, reply_to=None)):
+        recipient = Recipient(f"{local}@example.net", name, token)
+        data, data_name = MessageMaker(issue, newsletter).make(recipient)
+        message = build_message(issue, recipient, newsletter)
+        assert data == message.as_bytes()
+        assert data_name == message_name(message)
