@@ -12,7 +12,7 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal, Protocol
+from typing import Any, Literal, Protocol
 
 from feedpub.config import Config, SmtpConfig
 from feedpub.errors import DeliveryError
@@ -96,6 +96,31 @@ def classify(code: int, text: bytes | str) -> Outcome:
     return Outcome("temporary" if 400 <= code < 500 else "permanent", _reply(code, text))
 
 
+def _data(smtp: smtplib.SMTP, msg: Any) -> tuple[int, bytes]:
+    """SMTP DATA, sending a message no line of which starts with "." as it is:
+    smtplib doubles such dots (RFC 5321, 4.5.2) with a regular expression over
+    the whole message, which cost about a third of making it. A feedpub message
+    (headers, boundaries, base64) never has one; any other goes smtplib's way."""
+    if not isinstance(msg, bytes) or msg.startswith(b".") or b"\n." in msg:
+        return smtplib.SMTP.data(smtp, msg)
+    smtp.putcmd("data")
+    code, reply = smtp.getreply()
+    if code != 354:
+        raise smtplib.SMTPDataError(code, reply)
+    smtp.send(msg + (b".\r\n" if msg.endswith(b"\r\n") else b"\r\n.\r\n"))
+    return smtp.getreply()
+
+
+class _SMTP(smtplib.SMTP):
+    def data(self, msg: Any) -> tuple[int, bytes]:
+        return _data(self, msg)
+
+
+class _SMTPSSL(smtplib.SMTP_SSL):
+    def data(self, msg: Any) -> tuple[int, bytes]:
+        return _data(self, msg)
+
+
 class SMTPDeliverer:
     """Sends over one SMTP connection, reused across messages and reopened when
     the server drops it."""
@@ -133,11 +158,11 @@ class SMTPDeliverer:
         settings = self.settings
         smtp: smtplib.SMTP
         if settings.security == "tls":
-            smtp = smtplib.SMTP_SSL(
+            smtp = _SMTPSSL(
                 settings.host, settings.port, timeout=settings.timeout, context=self._context()
             )
         else:
-            smtp = smtplib.SMTP(settings.host, settings.port, timeout=settings.timeout)
+            smtp = _SMTP(settings.host, settings.port, timeout=settings.timeout)
             if settings.security == "starttls":
                 smtp.starttls(context=self._context())
         if settings.username:

@@ -448,3 +448,25 @@ def test_two_senders_at_once_never_both_send(tmp_path: Path) -> None:
     assert codes == [0, 1]
     refused = next(err for code, _, err in results if code == 1)
     assert "another feedpub process is using" in refused  # named by pid, once the holder wrote it
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        b"Plain lines, as feedpub writes them.\r\nNo dot starts one.\r\n",
+        b".A line that starts with a dot\r\n..and one with two\r\n.\r\nend\r\n",
+        b"No line end at the end",
+    ],
+)
+def test_data_reaches_the_server_as_it_was_sent(body: bytes) -> None:
+    """RFC 5321 transparency: the server gets every line back as written, whether
+    the message took the short way (no dot to double) or smtplib's."""
+    data = b"From: a@example.org\r\nTo: b@example.net\r\nSubject: dots\r\n\r\n" + body
+    with smtp_server() as server:
+        deliverer = SMTPDeliverer(_smtp(server.port), None)
+        outcome = deliverer.send(data, "a@example.org", "b@example.net", "dots")
+        deliverer.close()
+    assert outcome.result == "sent"
+    (received,) = server.handler.received
+    expected = data if data.endswith(b"\r\n") else data + b"\r\n"
+    assert received.data == expected
