@@ -94,6 +94,7 @@ class DkimConfig:
     selector: str
     domain: str
     key_file: Path
+    algorithm: str = "rsa-sha256"
 
 
 @dataclass(frozen=True, slots=True)
@@ -221,7 +222,7 @@ def _dkim(dkim: DkimOptions, base: Path) -> DkimConfig:
     key_file = base / dkim.key_file
     if dkim.key_file and not key_file.is_file():
         dkim.error("key_file", f"no such file: {key_file}")
-    return DkimConfig(dkim.selector, dkim.domain, key_file)
+    return DkimConfig(dkim.selector, dkim.domain, key_file, dkim.algorithm)
 
 
 def _smtp(smtp: SmtpOptions, base: Path) -> SmtpConfig:

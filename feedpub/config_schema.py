@@ -40,6 +40,8 @@ from feedpub.subscribers import check_email
 FEED_FORMATS = ("rss", "atom", "json")
 TAXONOMIES = ("tags", "categories")
 PERMALINK_FIELDS = ("folder", "slug", "year", "month", "day")
+# The DKIM signature algorithms (RFC 6376, RFC 8463).
+DKIM_ALGORITHMS = ("rsa-sha256", "ed25519-sha256")
 # Hugo's permalink attributes (resources/page/permalinks.go) that a post's file
 # and front matter decide; the ones that name the post itself come first.
 HUGO_NAMING_ATTRIBUTES = (
@@ -350,7 +352,16 @@ class DkimOptions(Section):
         doc="The DKIM selector: the public key is published at `SELECTOR._domainkey.DOMAIN`."
     )
     domain = Text(doc="The signing domain (`d=`).")
-    key_file = Text(doc="The RSA private key, in PEM.")
+    key_file = Text(
+        doc="The private key: for `rsa-sha256` in PEM; for `ed25519-sha256` the key's 32 bytes "
+        "in base64, as `dknewkey --ktype ed25519` writes it."
+    )
+    algorithm = Choice(
+        DKIM_ALGORITHMS,
+        doc="`rsa-sha256`, or `ed25519-sha256` (RFC 8463; smaller and faster keys, which not "
+        "every receiver checks yet).",
+        default="rsa-sha256",
+    )
 
 
 class SmtpOptions(Section):

@@ -270,5 +270,6 @@ def dkim_sign(data: bytes, settings: DkimConfig, private_key: bytes) -> bytes:
         settings.domain.encode(),
         private_key,
         include_headers=list(DKIM_HEADERS),
+        signature_algorithm=settings.algorithm.encode(),
     )
     return bytes(signature) + data

@@ -288,30 +288,46 @@ def test_the_outbox_never_replaces_another_message(tmp_path: Path) -> None:
     assert resent == first  # the same message again: a resend, not a conflict
 
 
-def dkim_key(folder: Path) -> tuple[DkimConfig, Callable[..., bytes]]:
-    """A real RSA key for selector mail of example.org, and a DNS look-up that
-    answers with its public half."""
+def dkim_key(
+    folder: Path, algorithm: str = "rsa-sha256"
+) -> tuple[DkimConfig, Callable[..., bytes]]:
+    """A real key (RSA 2048, or Ed25519 as dknewkey writes it) for selector mail
+    of example.org, and a DNS look-up that answers with its public half."""
     import base64
 
-    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    pem = key.private_bytes(
-        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-    )
-    (folder / "dkim.pem").write_bytes(pem)
-    public = key.public_key().public_bytes(
-        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
-    )
-    record = b"v=DKIM1; k=rsa; p=" + base64.b64encode(public)
+    if algorithm == "ed25519-sha256":
+        import nacl.signing
+
+        seed = nacl.signing.SigningKey.generate()
+        (folder / "dkim.key").write_bytes(base64.b64encode(bytes(seed)))
+        record = b"v=DKIM1; k=ed25519; p=" + base64.b64encode(bytes(seed.verify_key))
+        key_file = folder / "dkim.key"
+    else:
+        key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+        pem = key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+        key_file = folder / "dkim.pem"
+        key_file.write_bytes(pem)
+        public = key.public_key().public_bytes(
+            serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+        )
+        record = b"v=DKIM1; k=rsa; p=" + base64.b64encode(public)
 
     def dns(name: bytes, timeout: int = 5) -> bytes:
         assert name == b"mail._domainkey.example.org."
         return record
 
-    return DkimConfig("mail", "example.org", folder / "dkim.pem"), dns
+    return DkimConfig("mail", "example.org", key_file, algorithm), dns
 
 
-def test_dkim_signature_covers_the_unsubscribe_headers(tmp_path: Path, site: Config) -> None:
-    settings_dkim, dns = dkim_key(tmp_path)
+@pytest.mark.parametrize("algorithm", ["rsa-sha256", "ed25519-sha256"])
+def test_dkim_signature_covers_the_unsubscribe_headers(
+    tmp_path: Path, site: Config, algorithm: str
+) -> None:
+    settings_dkim, dns = dkim_key(tmp_path, algorithm)
     _subscribe(site, PEOPLE[:1])
     with smtp_server() as server:
         settings = _smtp(server.port, dkim=settings_dkim)
@@ -324,6 +340,7 @@ def test_dkim_signature_covers_the_unsubscribe_headers(tmp_path: Path, site: Con
         for h in signature.split("h=")[1].split(";")[0].replace("\r\n", "").split(":")
     }
     assert {"list-unsubscribe", "list-unsubscribe-post", "from", "subject"} <= signed
+    assert f"a={algorithm};" in signature.replace(" ", "")
     assert dkim.verify(data, dnsfunc=dns)
     tampered = data.replace(
         b"List-Unsubscribe-Post: List-Unsubscribe=One-Click", b"List-Unsubscribe-Post: nothing"
