@@ -1,12 +1,13 @@
 """Messages per second from 'feedpub digest send' to a local SMTP sink.
 
-    python bench/send_rate.py [RUNS] [SIZES...]
+    python bench/send_rate.py [RUNS] [SIZES...] [--connections N ...]
 
-For each size (default 1,000 and 10,000 subscribers) and each of RUNS runs
-(default 3), builds a fresh state file with that many active subscribers,
-starts aiosmtpd's Sink handler in its own process on loopback, and times one
-full send (compose, render, record, deliver every message, each delivery
-committed before and after). Prints the median rate. Run by hand.
+For each size (default 1,000 and 10,000 subscribers), each smtp.connections
+(default 1, 2, 4 and 8) and each of RUNS runs (default 3), builds a fresh state
+file with that many active subscribers, starts a sink on loopback (Postfix's
+smtp-sink, else aiosmtpd's Sink handler) and times one full send (compose,
+render, record, deliver every message, each delivery committed before and
+after). Prints the median rate and CPU per recipient. Run by hand.
 """
 
 from __future__ import annotations
@@ -54,11 +55,13 @@ def _sink(port: int) -> subprocess.Popen[bytes]:
     raise RuntimeError("the SMTP sink did not start")
 
 
-def one_run(folder: Path, subscribers: int) -> tuple[float, float]:
+def one_run(folder: Path, subscribers: int, connections: int) -> tuple[float, float]:
     """Messages a second, and CPU seconds per recipient of this process."""
     config = load_config(write_corpus(folder, 200))
     port = _port()
-    smtp = SmtpConfig("127.0.0.1", port, "none", None, "UNUSED", 30, 0, 3, 0, None, None)
+    smtp = SmtpConfig(
+        "127.0.0.1", port, "none", None, "UNUSED", 30, 0, 3, 0, None, None, connections
+    )
     config = replace(config, smtp=smtp, state_path=folder / "state.db")
     with Store(config.state_path) as store:
         store.add_subscribers(
@@ -81,21 +84,30 @@ def one_run(folder: Path, subscribers: int) -> tuple[float, float]:
     return subscribers / elapsed, cpu / subscribers
 
 
-def main(runs: int, sizes: list[int]) -> None:
-    for size in sizes:
+def main(runs: int, sizes: list[int], connections: list[int]) -> None:
+    for size, count in ((size, count) for size in sizes for count in connections):
         rates, cpus = [], []
         for _ in range(runs):
             with tempfile.TemporaryDirectory() as folder:
-                rate, cpu = one_run(Path(folder), size)
+                rate, cpu = one_run(Path(folder), size, count)
                 rates.append(rate)
                 cpus.append(cpu)
         print(
-            f"{size:>6} subscribers: median {statistics.median(rates):.0f} messages/s "
+            f"{size:>6} subscribers, {count} connection(s): "
+            f"median {statistics.median(rates):.0f} messages/s "
             f"(runs: {', '.join(f'{r:.0f}' for r in rates)}), "
             f"{statistics.median(cpus) * 1000:.2f} ms CPU per recipient"
         )
 
 
 if __name__ == "__main__":
-    arguments = [int(a) for a in sys.argv[1:]]
-    main(arguments[0] if arguments else 3, arguments[1:] or [1000, 10000])
+    import argparse
+
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("runs", nargs="?", type=int, default=3, help="runs of each (3)")
+    parser.add_argument("sizes", nargs="*", type=int, help="subscribers (1,000 and 10,000)")
+    parser.add_argument(
+        "--connections", nargs="+", type=int, default=[1, 2, 4, 8], help="smtp.connections"
+    )
+    options = parser.parse_args()
+    main(options.runs, options.sizes or [1000, 10000], options.connections)

@@ -110,6 +110,7 @@ class SmtpConfig:
     retry_delay: float
     ca_file: Path | None
     dkim: DkimConfig | None
+    connections: int = 1
 
 
 @dataclass(frozen=True, slots=True)
@@ -247,6 +248,7 @@ def _smtp(smtp: SmtpOptions, base: Path) -> SmtpConfig:
         retry_delay=smtp.retry_delay,
         ca_file=base / smtp.ca_file if smtp.ca_file else None,
         dkim=None if smtp.dkim is None else _dkim(smtp.dkim, base),
+        connections=smtp.connections,
     )
 
 

@@ -381,6 +381,12 @@ class SmtpOptions(Section):
     )
     timeout = Number(doc="Seconds to wait for the server.", default=30, minimum=1)
     rate_limit = Number(doc="Messages per second at most; `0` for no limit.", default=0, minimum=0)
+    connections = Integer(
+        doc="Connections to the server used at once for a digest (each keeps to "
+        "`smtp.rate_limit`).",
+        default=1,
+        minimum=1,
+    )
     max_attempts = Integer(
         doc="Tries per message in one run when the server answers 4xx or the connection drops; "
         "then the message waits for the next run.",

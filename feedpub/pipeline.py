@@ -10,7 +10,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterable, Mapping
 from collections.abc import Set as AbstractSet
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
@@ -22,11 +22,12 @@ from feedpub.content.files import find_files
 from feedpub.content.links import PostNames
 from feedpub.content.render import render_context
 from feedpub.cron import CronSchedule
-from feedpub.delivery import Deliverer
+from feedpub.delivery import Deliverer, make_deliverer
 from feedpub.digest import EVERY_POST, IssuePlan, plan_issue, render_issue
 from feedpub.errors import DeliveryError, StateError
 from feedpub.mail import MessageMaker, with_default_name
 from feedpub.model import Issue, Problem, Recipient
+from feedpub.sending import Connections
 from feedpub.store import Delivery, Store
 
 # The job name the ledger records digest runs under ('feedpub run' and the daemon).
@@ -162,7 +163,10 @@ class DigestSender:
         sleep: Callable[[float], None] = time.sleep,
         progress: Progress | None = None,
         stop: Callable[[], bool] = lambda: False,
+        connect: Callable[[], Deliverer] | None = None,
     ) -> None:
+        """``connect`` makes a deliverer for each further connection that
+        ``smtp.connections`` allows (by default from the config, as the first)."""
         self.config = config
         self.newsletter = with_default_name(config.require_newsletter(), config.site.language)
         self.store = store
@@ -174,6 +178,8 @@ class DigestSender:
         smtp = config.smtp
         self.max_attempts = smtp.max_attempts if smtp else 1
         self.retry_delay = smtp.retry_delay if smtp else 0.0
+        self.connections = smtp.connections if smtp else 1
+        self.connect = connect or (lambda: make_deliverer(config))
 
     def run(self, *, dry_run: bool = False) -> SendReport:
         report = SendReport()
@@ -231,20 +237,40 @@ class DigestSender:
         return number
 
     def _deliver(self, number: int, report: SendReport) -> None:
+        """Send issue ``number``'s open deliveries, up to ``smtp.connections`` at once;
+        each is checked against the subscriber right before it goes, and committed
+        before it leaves and after its answer. A server that cannot be reached
+        stops the run once the messages in flight have their answers."""
         open_deliveries = self.store.open_deliveries(number)
         makers: dict[str, MessageMaker] = {}  # one per variant, read once from the ledger
-        for done, delivery in enumerate(open_deliveries, start=1):
-            if self.stop():  # asked to shut down: the rest stays pending for the next run
-                report.stopped = True
-                return
-            reason = self.store.why_not_deliver(delivery)
-            if reason is None:
-                self._send_one(delivery, makers, report, left=len(open_deliveries) - done)
-            else:
-                self.store.mark_done(delivery, "skipped", reason, self.clock())
-                report.skipped += 1
-            if self.progress:
-                self.progress(done, len(open_deliveries))
+        run = _Run(len(open_deliveries))
+        with Connections[_Sending](self.deliverer, self.connect, self.connections) as pool:
+            for done, delivery in enumerate(open_deliveries, start=1):
+                while pool.full:  # wait for a connection: the checks below are then fresh
+                    self._settle(pool, run, report)
+                if self.stop():  # asked to shut down: the rest stays pending for the next run
+                    report.stopped = True
+                    break
+                if run.failure is not None:
+                    break
+                reason = self.store.why_not_deliver(delivery)
+                if reason is None:
+                    data, name = self._message(delivery, makers)
+                    self._submit(pool, _Sending(delivery, data, name, 1))
+                else:
+                    self.store.mark_done(delivery, "skipped", reason, self.clock())
+                    report.skipped += 1
+                    run.settled += 1
+                if self.progress:
+                    self.progress(done, len(open_deliveries))
+            while pool:
+                self._settle(pool, run, report)
+        if run.failure is not None:
+            left = run.total - run.settled
+            raise DeliveryError(
+                f"{run.failure}; issue #{number} is recorded and "
+                f"{left} message(s) wait for the next run"
+            )
 
     def _recorded_issue(self, number: int, key: str) -> Issue:
         """Issue ``number`` as the ledger holds it for variant ``key``."""
@@ -253,43 +279,64 @@ class DigestSender:
             raise StateError(f"issue #{number} has no variant {key!r} in the ledger")
         return issue
 
-    def _send_one(
-        self, delivery: Delivery, makers: dict[str, MessageMaker], report: SendReport, left: int
-    ) -> None:
-        """Make one recipient's message from its variant (read once into ``makers``)
-        and send it."""
+    def _message(self, delivery: Delivery, makers: dict[str, MessageMaker]) -> tuple[bytes, str]:
+        """One recipient's message from its variant (read once into ``makers``)."""
         key = delivery.variant or ""
         if key not in makers:
             makers[key] = MessageMaker(self._recorded_issue(delivery.issue, key), self.newsletter)
-        recipient = Recipient(delivery.email, delivery.name, delivery.token)
-        data, name = makers[key].make(recipient)
-        self._attempt(delivery, data, name, report, left)
+        return makers[key].make(Recipient(delivery.email, delivery.name, delivery.token))
 
-    def _attempt(
-        self, delivery: Delivery, data: bytes, name: str, report: SendReport, left: int
-    ) -> None:
+    def _submit(self, pool: Connections[_Sending], sending: _Sending) -> None:
+        self.store.mark_sending(sending.delivery, self.clock())
         sender = self.newsletter.sender_email
-        for attempt in range(1, self.max_attempts + 1):
-            self.store.mark_sending(delivery, self.clock())
-            outcome = self.deliverer.send(data, sender, delivery.email, name)
-            if outcome.result == "sent":
-                self.store.mark_done(delivery, "sent", outcome.reply, self.clock())
-                report.sent += 1
-                return
-            if outcome.result == "permanent":
-                self.store.mark_done(delivery, "failed", outcome.reply, self.clock())
-                report.failed += 1
-                report.failures.append(f"{delivery.email}: {outcome.reply}")
-                return
-            if attempt < self.max_attempts:
-                self.sleep(min(self.retry_delay * 2 ** (attempt - 1), 60.0))
-        self.store.mark_done(delivery, "pending", outcome.reply, self.clock())
-        report.deferred += 1
-        if outcome.connection:
-            raise DeliveryError(
-                f"{outcome.reply}; issue #{delivery.issue} is recorded and "
-                f"{left + 1} message(s) wait for the next run"
-            )
+        pool.submit(sending, sending.data, sender, sending.delivery.email, sending.name)
+
+    def _settle(self, pool: Connections[_Sending], run: _Run, report: SendReport) -> None:
+        """Record the answer of one message that was in flight; a temporary
+        refusal goes again after its delay while tries are left."""
+        sending, result = pool.next_done()
+        delivery = sending.delivery
+        if isinstance(result, Exception):  # TLS failed, say: the message waits
+            self.store.mark_done(delivery, "pending", str(result), self.clock())
+            report.deferred += 1
+            run.failure = run.failure or str(result)
+            return
+        if result.result == "sent":
+            self.store.mark_done(delivery, "sent", result.reply, self.clock())
+            report.sent += 1
+            run.settled += 1
+        elif result.result == "permanent":
+            self.store.mark_done(delivery, "failed", result.reply, self.clock())
+            report.failed += 1
+            report.failures.append(f"{delivery.email}: {result.reply}")
+            run.settled += 1
+        elif sending.attempt < self.max_attempts and run.failure is None:
+            self.sleep(min(self.retry_delay * 2 ** (sending.attempt - 1), 60.0))
+            self._submit(pool, replace(sending, attempt=sending.attempt + 1))
+        else:
+            self.store.mark_done(delivery, "pending", result.reply, self.clock())
+            report.deferred += 1
+            if result.connection:
+                run.failure = run.failure or result.reply
+
+
+@dataclass(frozen=True, slots=True)
+class _Sending:
+    """A message in flight, and which try it is."""
+
+    delivery: Delivery
+    data: bytes
+    name: str
+    attempt: int
+
+
+@dataclass(slots=True)
+class _Run:
+    """How far one issue's delivery has come."""
+
+    total: int
+    settled: int = 0  # sent, failed or skipped
+    failure: str | None = None  # why the run stops: the server cannot be reached
 
 
 def send_digest(

@@ -49,6 +49,9 @@ class RecordingHandler:
         self.behaviour = behaviour
         self.received: list[Received] = []
         self.data_commands = 0
+        self.peers: set[object] = set()  # the client ends of the connections that sent
+        self.most_at_once = 0  # the most DATA commands answered at one time
+        self._open = 0
         self.lock = threading.Lock()
 
     async def handle_RCPT(self, server, session, envelope, address, rcpt_options):  # type: ignore[no-untyped-def]
@@ -61,9 +64,14 @@ class RecordingHandler:
         with self.lock:
             n = self.data_commands
             self.data_commands += 1
+            self.peers.add(session.peer)
+            self._open += 1
+            self.most_at_once = max(self.most_at_once, self._open)
         self.behaviour.on_data(n)
         if self.behaviour.delay:
             await asyncio.sleep(self.behaviour.delay)
+        with self.lock:
+            self._open -= 1
         reply = self.behaviour.data_reply(n)
         if reply is not None:
             return reply
