@@ -29,6 +29,7 @@ from feedpub.mail import MessageMaker, with_default_name
 from feedpub.model import Issue, Problem, Recipient
 from feedpub.sending import Connections
 from feedpub.store import Delivery, Store
+from feedpub.summaries import send_summary
 
 # The job name the ledger records digest runs under ('feedpub run' and the daemon).
 DIGEST_JOB = "digest"
@@ -400,20 +401,3 @@ def run_once(
     if not digest_due(config.newsletter.schedule, config.site.timezone, last, now()):
         return build, None
     return build, send_job(config, make_deliverer(config), now)
-
-
-def send_summary(report: SendReport) -> str:
-    if not report.issues:
-        return "nothing to send"
-    issues = ", ".join(f"#{n}" for n in report.issues)
-    return (
-        f"issue {issues}: {report.sent} sent, {report.failed} failed, {report.skipped} skipped, "
-        f"{report.deferred} deferred" + (" (stopped early)" if report.stopped else "")
-    )
-
-
-def build_summary(report: BuildReport) -> str:
-    return (
-        f"{report.counts.published} published posts, {len(report.problems)} problems; "
-        f"feeds: {report.feeds} ({report.seconds:.2f} s)"
-    )

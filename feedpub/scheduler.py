@@ -38,8 +38,9 @@ from feedpub.confirmations import ConfirmationSender
 from feedpub.cron import CronSchedule
 from feedpub.delivery import Deliverer
 from feedpub.errors import FeedpubError
-from feedpub.pipeline import DIGEST_JOB, build_summary, send_job, send_summary
+from feedpub.pipeline import DIGEST_JOB, send_job
 from feedpub.store import Store
+from feedpub.summaries import build_summary, send_summary
 
 log = logging.getLogger("feedpub")
 
@@ -277,7 +278,7 @@ class Daemon:
         log.info("build started", extra={"fields": {"job": BUILD_JOB, "event": "start"}})
         report = build_feeds(self.config, self.clock(), self.build_cache)
         log.info(
-            "build finished: " + build_summary(report),
+            f"build finished: {build_summary(report)} ({report.seconds:.2f} s)",
             extra={
                 "fields": {
                     "job": BUILD_JOB,

@@ -17,8 +17,6 @@ from feedpub.model import Problem, Severity
 # Each command imports the stages it uses, so that 'feedpub build' never loads
 # the mail, web or scheduler libraries and 'feedpub --help' starts at once.
 if TYPE_CHECKING:
-    from feedpub.build import BuildReport
-    from feedpub.collector import ContentCounts
     from feedpub.delivery import Deliverer
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -62,10 +60,6 @@ def load_checked(config_path: Path) -> Config:
     return config
 
 
-def plural(n: int, one: str, many: str | None = None) -> str:
-    return f"{n} {one if n == 1 else many or one + 's'}"
-
-
 def print_problems(problems: tuple[Problem, ...]) -> None:
     for problem in problems:
         click.echo(str(problem), err=True)
@@ -83,25 +77,6 @@ def cli(ctx: click.Context, verbose: bool) -> None:
 def now() -> datetime:
     """The clock the stages are given; everything below the CLI takes time as an argument."""
     return datetime.now(UTC)
-
-
-def content_summary(counts: ContentCounts) -> str:
-    return (
-        f"{plural(counts.files, 'content file')}: {plural(counts.posts, 'post')} "
-        f"({counts.published} published, {plural(counts.drafts, 'draft')}, "
-        f"{counts.scheduled} scheduled, "
-        f"{plural(counts.duplicates, 'duplicate story', 'duplicate stories')}"
-        f"{f', {counts.hidden} expired or unlisted' if counts.hidden else ''}), "
-        f"{counts.skipped} skipped"
-    )
-
-
-def build_summary(report: BuildReport) -> str:
-    """What a build read and wrote, on one line."""
-    media = report.media_links
-    embeds = plural(media, "video, sound or frame", "videos, sounds or frames")
-    shown = f"; {embeds} shown as links" if media else ""
-    return f"{content_summary(report.counts)}; feeds: {report.feeds}{shown}"
 
 
 def tally(problems: tuple[Problem, ...]) -> tuple[int, int]:

@@ -14,9 +14,9 @@ from feedpub.cli.common import (
     load_checked,
     make_deliverer_lazily,
     now,
-    plural,
     print_problems,
 )
+from feedpub.summaries import plural
 
 if TYPE_CHECKING:
     from email.message import EmailMessage

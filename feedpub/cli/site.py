@@ -10,20 +10,18 @@ from typing import TYPE_CHECKING
 import click
 
 from feedpub.cli.common import (
-    build_summary,
     cli,
     config_option,
-    content_summary,
     load_checked,
     make_deliverer_lazily,
     now,
-    plural,
     print_problems,
     strict_option,
     tally,
 )
 from feedpub.config import Config
 from feedpub.model import Post, Problem, Severity
+from feedpub.summaries import build_summary, content_summary, plural, send_summary
 
 if TYPE_CHECKING:
     from feedpub.web import WebServer
@@ -122,7 +120,7 @@ def run_command(config_path: Path, quiet: bool) -> None:
     A digest is due when a time of newsletter.schedule has passed since the last
     successful send (or none was ever sent).
     """
-    from feedpub.pipeline import run_once, send_summary
+    from feedpub.pipeline import run_once
     from feedpub.scheduler import digest_due, next_fire
     from feedpub.store import exclusive_lock
 

@@ -12,11 +12,11 @@ from feedpub.cli.common import (
     cli,
     config_option,
     load_checked,
-    plural,
     print_problems,
 )
 from feedpub.errors import FeedpubError
 from feedpub.model import SUBSCRIBER_STATUSES
+from feedpub.summaries import plural
 
 if TYPE_CHECKING:
     pass
