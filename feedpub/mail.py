@@ -146,6 +146,25 @@ def _folded(name: str, value: object) -> bytes:
     return SMTP_POLICY.fold_binary(name, SMTP_POLICY.header_factory(name, value))
 
 
+# A display name and address the email package writes as they are: ASCII atext
+# and single spaces, no character that would need quoting or encoding.
+_PLAIN_NAME = re.compile(r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+(?: [A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+)*")
+_PLAIN_ADDRESS = re.compile(r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~.-]+@[A-Za-z0-9.-]+")
+
+
+def _to_line(name: str, email: str) -> bytes:
+    """The To header: written straight out when the email package would write
+    it so (a plain name and address on one short line), else folded by it."""
+    line = f"To: {name} <{email}>" if name else f"To: {email}"
+    if (
+        len(line) <= 78
+        and (not name or _PLAIN_NAME.fullmatch(name))
+        and _PLAIN_ADDRESS.fullmatch(email)
+    ):
+        return line.encode() + b"\r\n"
+    return _folded("To", Address(name, addr_spec=email))
+
+
 def _base64_part(text: str) -> bytes:
     """A text part's body as the email package writes it with ``cte="base64"``:
     its lines joined by CRLF, in base64 lines of 76 characters (57 bytes each, so
@@ -185,17 +204,17 @@ class MessageMaker:
         newsletter, fold = self.newsletter, _folded
         values = _values(recipient, newsletter)
         identifier = message_id(self.issue, recipient, newsletter)
-        to = Address(_clean(recipient.name), addr_spec=recipient.email)
         boundary = _boundary(identifier).encode()
         unsubscribe = _list_unsubscribe(recipient, values["unsubscribe_url"], newsletter)
         head = b"".join(
             (
                 self._from,
-                fold("To", to),
+                _to_line(_clean(recipient.name), recipient.email),
                 self._dated,
                 fold("Message-ID", identifier),
                 self._list_id,
-                fold("List-Unsubscribe", unsubscribe),
+                # Folded between its URIs, as ListUnsubscribeHeader folds it.
+                b"List-Unsubscribe: " + ",\r\n ".join(_URI.findall(unsubscribe)).encode() + b"\r\n",
                 self._mime,
                 b'Content-Type: multipart/alternative; boundary="' + boundary + b'"\r\n',
             )
