@@ -247,7 +247,10 @@ class DigestSender:
         run = _Run(len(open_deliveries))
         with Connections[_Sending](self.deliverer, self.connect, self.connections) as pool:
             for done, delivery in enumerate(open_deliveries, start=1):
-                while pool.full:  # wait for a connection: the checks below are then fresh
+                # Made while the messages in flight are on their way; used only if
+                # the checks below, fresh once a connection is free, allow it.
+                data, name = self._message(delivery, makers)
+                while pool.full:
                     self._settle(pool, run, report)
                 if self.stop():  # asked to shut down: the rest stays pending for the next run
                     report.stopped = True
@@ -256,7 +259,6 @@ class DigestSender:
                     break
                 reason = self.store.why_not_deliver(delivery)
                 if reason is None:
-                    data, name = self._message(delivery, makers)
                     self._submit(pool, _Sending(delivery, data, name, 1))
                 else:
                     self.store.mark_done(delivery, "skipped", reason, self.clock())
