@@ -268,6 +268,8 @@ class DigestSender:
                     self.progress(done, len(open_deliveries))
             while pool:
                 self._settle(pool, run, report)
+        if run.error is not None:  # not the server's doing: shown as it is
+            raise run.error
         if run.failure is not None:
             left = run.total - run.settled
             raise DeliveryError(
@@ -299,10 +301,12 @@ class DigestSender:
         refusal goes again after its delay while tries are left."""
         sending, result = pool.next_done()
         delivery = sending.delivery
-        if isinstance(result, Exception):  # TLS failed, say: the message waits
+        if isinstance(result, Exception):  # TLS failed, say, or a bug: the message waits
             self.store.mark_done(delivery, "pending", str(result), self.clock())
             report.deferred += 1
             run.failure = run.failure or str(result)
+            if not isinstance(result, DeliveryError):
+                run.error = run.error or result
             return
         if result.result == "sent":
             self.store.mark_done(delivery, "sent", result.reply, self.clock())
@@ -340,6 +344,7 @@ class _Run:
     total: int
     settled: int = 0  # sent, failed or skipped
     failure: str | None = None  # why the run stops: the server cannot be reached
+    error: Exception | None = None  # an unexpected one, raised once the rest is recorded
 
 
 def send_digest(

@@ -8,8 +8,9 @@ from dataclasses import replace
 import pytest
 
 from feedpub.config import Config
-from feedpub.delivery import SMTPDeliverer
+from feedpub.delivery import Outcome, SMTPDeliverer
 from feedpub.errors import DeliveryError
+from feedpub.pipeline import DigestSender
 from feedpub.store import Store
 from tests.conftest import NOW
 from tests.smtpd import Behaviour, free_port, smtp_server
@@ -68,3 +69,25 @@ def test_a_server_that_is_down_stops_every_connection(site: Config) -> None:  # 
     with smtp_server(port=port) as server:
         report = _send(config, SMTPDeliverer(config.smtp, None))  # type: ignore[arg-type]
     assert report.sent == 5 and sorted(server.handler.by_recipient()) == sorted(PEOPLE)
+
+
+class _Broken:
+    """A deliverer with a bug: it raises what no deliverer should."""
+
+    def send(self, data: bytes, sender: str, recipient: str, name: str) -> Outcome:
+        raise RuntimeError("a bug in a deliverer")
+
+    def close(self) -> None:
+        pass
+
+
+def test_a_bug_while_sending_is_raised_as_it_is_and_the_message_waits(
+    site: Config,  # noqa: F811
+) -> None:
+    _subscribe(site)
+    config = replace(site, smtp=_smtp(free_port(), connections=2))
+    with Store(config.state_path) as store:
+        sender = DigestSender(config, store, _Broken(), clock=lambda: NOW, connect=_Broken)
+        with pytest.raises(RuntimeError, match="a bug in a deliverer"):
+            sender.run()
+    assert {s for s, _, _ in _statuses(config).values()} == {"pending"}
