@@ -108,13 +108,25 @@ def subject_line(pattern: str, **fields: object) -> str:
     return collapse_space(xml_safe(pattern.format(**fields)))
 
 
+class IssueTemplates:
+    """An issue's templates and stylesheet, loaded and compiled once for every
+    issue and variant rendered with them (compiling them costs more than
+    rendering an issue)."""
+
+    def __init__(self, templates_dir: Path, name: str) -> None:
+        self.name = name
+        self.environment = templating.environment(templates_dir, wrap=_wrap_filter)
+        css_file = template_path(templates_dir, f"{name}.css")
+        self.css = css_file.read_text(encoding="utf-8") if css_file.is_file() else ""
+
+
 def render_issue(
     plan: IssuePlan,
     number: int,
     now: datetime,
     site: SiteConfig,
     newsletter: NewsletterConfig,
-    templates_dir: Path,
+    templates: IssueTemplates,
     summary_length: int,
     rendering: RenderContext | None = None,
 ) -> Issue:
@@ -133,9 +145,6 @@ def render_issue(
         date=date,
         lead_title=rendered[0].post.title,
     )
-    environment = templating.environment(templates_dir, wrap=_wrap_filter)
-    css_file = template_path(templates_dir, f"{newsletter.template}.css")
-    css = css_file.read_text(encoding="utf-8") if css_file.is_file() else ""
     context = {
         "site": site,
         "newsletter": newsletter,
@@ -143,11 +152,13 @@ def render_issue(
         "posts": [_post_context(item, site, newsletter.content == "full") for item in rendered],
         "more": plan.more,
         "recipient": PLACEHOLDERS,
-        "css": css,
+        "css": templates.css,
         "language": site.language.lower(),
     }
-    html = inline_css(templating.render(environment, f"{newsletter.template}.html.j2", context))
-    text = templating.render(environment, f"{newsletter.template}.txt.j2", context)
+    html = inline_css(
+        templating.render(templates.environment, f"{templates.name}.html.j2", context)
+    )
+    text = templating.render(templates.environment, f"{templates.name}.txt.j2", context)
     return Issue(number, now, subject, html, text)
 
 

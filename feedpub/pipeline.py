@@ -23,7 +23,7 @@ from feedpub.content.links import PostNames
 from feedpub.content.render import render_context
 from feedpub.cron import CronSchedule
 from feedpub.delivery import Deliverer, make_deliverer
-from feedpub.digest import EVERY_POST, IssuePlan, plan_issue, render_issue
+from feedpub.digest import EVERY_POST, IssuePlan, IssueTemplates, plan_issue, render_issue
 from feedpub.errors import DeliveryError, StateError
 from feedpub.mail import MessageMaker, with_default_name
 from feedpub.model import Issue, Problem, Recipient
@@ -73,20 +73,30 @@ def plan_digest(
     return DigestPlan(plans, collection.problems)
 
 
-def render_plan(config: Config, plan: IssuePlan, number: int, now: datetime) -> Issue:
-    """Issue ``number`` of ``plan``, with this site's settings and templates."""
-    content = config.content
+IssueRenderer = Callable[[IssuePlan, int, datetime], Issue]
+
+
+def issue_renderer(config: Config) -> IssueRenderer:
+    """Renders issues of ``plan``s with this site's settings and templates: the
+    templates compiled and the content files listed once for all variants."""
+    content, newsletter = config.content, config.require_newsletter()
+    templates = IssueTemplates(config.templates_dir, newsletter.template)
     names = PostNames(find_files(content.dir, content.include, content.exclude))
-    return render_issue(
-        plan,
-        number,
-        now,
-        config.site,
-        config.require_newsletter(),
-        config.templates_dir,
-        config.feeds.summary_length,
-        render_context(config, names),
-    )
+    rendering = render_context(config, names)
+
+    def render(plan: IssuePlan, number: int, now: datetime) -> Issue:
+        return render_issue(
+            plan,
+            number,
+            now,
+            config.site,
+            newsletter,
+            templates,
+            config.feeds.summary_length,
+            rendering,
+        )
+
+    return render
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,7 +115,7 @@ def compose_digest(
     """Issue ``number`` for every reader, of the posts not in ``included``."""
     planned = plan_digest(config, now, included)
     plan = planned.whole
-    issue = None if plan is None else render_plan(config, plan, number, now)
+    issue = None if plan is None else issue_renderer(config)(plan, number, now)
     return DigestDraft(issue, plan, planned.problems)
 
 
@@ -219,8 +229,9 @@ class DigestSender:
             )
             return number
         keys = {terms: variant_key(terms) for terms, plan in plans.items() if plan is not None}
+        render = issue_renderer(self.config)
         issues = {
-            keys[terms]: render_plan(self.config, plan, number, now)
+            keys[terms]: render(plan, number, now)
             for terms, plan in plans.items()
             if plan is not None
         }

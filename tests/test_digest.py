@@ -13,7 +13,7 @@ from lxml import html as lxml_html
 from feedpub.collector import collect, folded_terms, select
 from feedpub.config import Config, load_config
 from feedpub.content.text import display_width
-from feedpub.digest import PLACEHOLDERS, IssuePlan, plan_issue, render_issue
+from feedpub.digest import PLACEHOLDERS, IssuePlan, IssueTemplates, plan_issue, render_issue
 from feedpub.errors import ConfigError, RenderError
 from feedpub.feeds import plan_feeds
 from feedpub.mail import SMTP_POLICY, build_message, personalise
@@ -149,12 +149,17 @@ def test_text_part_is_readable_and_lists_links(config: Config, issue: Issue) -> 
     assert "Ada Lovelace，你好：" in text
 
 
+def _templates(config: Config) -> IssueTemplates:
+    assert config.newsletter is not None
+    return IssueTemplates(config.templates_dir, config.newsletter.template)
+
+
 def test_a_hostile_title_is_escaped_and_cannot_inject_headers(config: Config) -> None:
     hostile = replace(
         _posts(config)[0], title='<script>alert("x")</script>\r\nBcc: victim@example.com'
     )
     plan = IssuePlan((hostile,), (hostile.id,))
-    bad = render_issue(plan, 7, NOW, config.site, config.newsletter, config.templates_dir, 70)  # type: ignore[arg-type]
+    bad = render_issue(plan, 7, NOW, config.site, config.newsletter, _templates(config), 70)  # type: ignore[arg-type]
     message = _parse(build_message(bad, ADA, config.newsletter))  # type: ignore[arg-type]
     assert message["Bcc"] is None
     assert "\n" not in message["Subject"] and "Bcc: victim" in message["Subject"]
@@ -167,7 +172,7 @@ def test_a_hostile_title_is_escaped_and_cannot_inject_headers(config: Config) ->
 def test_a_hostile_summary_is_escaped(config: Config) -> None:
     post = replace(_posts(config)[0], summary='<img src=x onerror="steal()"> & more')
     plan = IssuePlan((post,), (post.id,))
-    bad = render_issue(plan, 7, NOW, config.site, config.newsletter, config.templates_dir, 70)  # type: ignore[arg-type]
+    bad = render_issue(plan, 7, NOW, config.site, config.newsletter, _templates(config), 70)  # type: ignore[arg-type]
     assert "onerror=" not in bad.html.replace("&quot;", '"').split("&lt;img")[0]
     assert "&lt;img src=x onerror=" in bad.html
 
@@ -177,7 +182,7 @@ def test_a_term_spelt_two_ways_is_named_once(config: Config) -> None:
         _posts(config)[0], tags=("Service Mesh", "Istio"), categories=("service-mesh", "Cloud")
     )
     plan = IssuePlan((post,), (post.id,))
-    issue = render_issue(plan, 7, NOW, config.site, config.newsletter, config.templates_dir, 70)  # type: ignore[arg-type]
+    issue = render_issue(plan, 7, NOW, config.site, config.newsletter, _templates(config), 70)  # type: ignore[arg-type]
     assert " · Service Mesh · Istio · Cloud" in issue.text
     assert "service-mesh" not in issue.text and "service-mesh" not in issue.html
 
