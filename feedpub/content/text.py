@@ -179,17 +179,20 @@ def wrap(text: str, width: int) -> list[str]:
     """Lines of at most ``width`` columns, broken at spaces or between CJK
     characters; a single longer word (a URL) gets a line of its own."""
     lines: list[str] = []
-    line = ""
+    line, line_width = "", 0  # the width kept as the line grows, not measured again
     previous_end = 0
     for unit in _units(collapse_space(text)):
         spaced = unit.start() > previous_end
         previous_end = unit.end()
         piece = (" " if spaced and line else "") + unit.group()
-        if line and display_width(line + piece) > width:
+        piece_width = display_width(piece)
+        if line and line_width + piece_width > width:
             lines.append(line)
             piece = unit.group()
-            line = ""
+            piece_width = display_width(piece)
+            line, line_width = "", 0
         line += piece
+        line_width += piece_width
     if line:
         lines.append(line)
     return lines
