@@ -9,10 +9,8 @@ from feedpub.content.body import render_body
 BASE = "https://example.org/posts/hello/"
 
 
-def _doc(markdown: str, doc_id: str = "d1") -> lxml_html.HtmlElement:
-    return lxml_html.fragment_fromstring(
-        render_body(markdown, BASE, doc_id).html, create_parent="div"
-    )
+def _doc(markdown: str) -> lxml_html.HtmlElement:
+    return lxml_html.fragment_fromstring(render_body(markdown, BASE).html, create_parent="div")
 
 
 def _ids(html: str) -> set[str]:
@@ -109,20 +107,20 @@ def test_raw_html_passes_through() -> None:
 
 
 def test_plain_text_and_more_marker() -> None:
-    body = render_body("Intro *one*.\n\n<!--more-->\n\nRest.\n", BASE, "x")
+    body = render_body("Intro *one*.\n\n<!--more-->\n\nRest.\n", BASE)
     assert body.before_more == "Intro one."
     assert body.paragraphs == ("Intro one.", "Rest.")
     assert "<!--more-->" not in body.html
 
 
 def test_footnote_references_leave_no_gap_in_plain_text() -> None:
-    body = render_body("风险 [^1]。\n\n[^1]: 来源\n", BASE, "x")
+    body = render_body("风险 [^1]。\n\n[^1]: 来源\n", BASE)
     assert body.paragraphs == ("风险。",)
 
 
 @given(st.text(max_size=200))
 def test_any_markdown_renders_without_active_content(source: str) -> None:
-    out = render_body(source + "\n<script>x()</script>", BASE, "p").html
+    out = render_body(source + "\n<script>x()</script>", BASE).html
     assert "<script" not in out.lower()
 
 
@@ -133,7 +131,7 @@ SHORTCODES = {
 
 
 def test_a_block_placeholder_takes_the_place_of_its_paragraph() -> None:
-    body = render_body("Intro.\n\nFPSC1CSPF\n\nAfter.\n", BASE, "x", parts=SHORTCODES)
+    body = render_body("Intro.\n\nFPSC1CSPF\n\nAfter.\n", BASE, parts=SHORTCODES)
     doc = lxml_html.fragment_fromstring(body.html, create_parent="div")
     assert [e.tag for e in doc] == ["p", "figure", "p"]
     assert doc.find("figure/img").get("src") == BASE + "fig.png"
@@ -142,7 +140,7 @@ def test_a_block_placeholder_takes_the_place_of_its_paragraph() -> None:
 
 
 def test_an_inline_placeholder_is_replaced_in_its_text() -> None:
-    body = render_body("Press FPSC2CSPF now.\n", BASE, "x", parts=SHORTCODES)
+    body = render_body("Press FPSC2CSPF now.\n", BASE, parts=SHORTCODES)
     assert body.html == "<p>Press <kbd>Ctrl</kbd>&amp;<kbd>C</kbd> now.</p>\n"
     assert body.paragraphs == ("Press Ctrl & C now.",)
 
@@ -152,7 +150,7 @@ def test_no_placeholder_leaks_into_any_output() -> None:
         "# Title FPSC2CSPF\n\n- FPSC1CSPF\n\n![FPSC2CSPF](a.png) `FPSC2CSPF`\n\n"
         "<div>FPSC2CSPF</div>\n\n```\nFPSC2CSPF\n```\n\nText[^1].\n\n[^1]: Note FPSC2CSPF.\n"
     )
-    body = render_body(source, BASE, "x", parts=SHORTCODES)
+    body = render_body(source, BASE, parts=SHORTCODES)
     for out in (body.html, body.text, *body.paragraphs):
         assert "FPSC" not in out
     doc = lxml_html.fragment_fromstring(body.html, create_parent="div")
@@ -162,7 +160,7 @@ def test_no_placeholder_leaks_into_any_output() -> None:
 
 
 def test_text_that_only_looks_like_a_placeholder_stays_as_written() -> None:
-    body = render_body("Ticket FPSC77CSPF.\n\nFPSC78CSPF\n", BASE, "x", parts=SHORTCODES)
+    body = render_body("Ticket FPSC77CSPF.\n\nFPSC78CSPF\n", BASE, parts=SHORTCODES)
     assert body.html == "<p>Ticket FPSC77CSPF.</p>\n<p>FPSC78CSPF</p>\n"
     assert body.paragraphs == ("Ticket FPSC77CSPF.", "FPSC78CSPF")
 
@@ -177,7 +175,6 @@ def test_links_to_posts_go_through_the_resolver() -> None:
     body = render_body(
         "[a](../other.md#part) [b](/about/) [c](https://x.org/y.md) [d](#here) ![e](pic.png)\n",
         BASE,
-        "x",
         resolve=resolve,
     )
     doc = lxml_html.fragment_fromstring(body.html, create_parent="div")
@@ -295,7 +292,6 @@ def test_media_leave_a_link_to_their_source() -> None:
         '<iframe src="https://www.youtube.com/embed/abc" title="YouTube player"></iframe>\n\n'
         'Listen: <audio src="talk.mp3" controls></audio> <video></video>\n',
         BASE,
-        "x",
     )
     doc = lxml_html.fragment_fromstring(body.html, create_parent="div")
     links = [
@@ -315,7 +311,7 @@ def test_a_shortcodes_frame_becomes_a_link_too() -> None:
     parts = {
         "FPSC3CSPF": '<div class="video"><iframe src="https://player.example/v/1"></iframe></div>'
     }
-    body = render_body("FPSC3CSPF\n", BASE, "x", parts=parts)
+    body = render_body("FPSC3CSPF\n", BASE, parts=parts)
     assert (
         body.html
         == '<div class="video"><a href="https://player.example/v/1">https://player.example/v/1</a></div>\n'
@@ -325,7 +321,7 @@ def test_a_shortcodes_frame_becomes_a_link_too() -> None:
 
 @given(st.text(alphabet='[]()#:/.<>ab \n^*!"=', max_size=120))
 def test_every_link_is_absolute(source: str) -> None:
-    html = render_body(source + "\n[x](#y)[^1]\n\n[^1]: z\n", BASE, "p").html
+    html = render_body(source + "\n[x](#y)[^1]\n\n[^1]: z\n", BASE).html
     doc = lxml_html.fragment_fromstring(html, create_parent="div")
     for element in doc.iter():
         for name in ("href", "src"):

@@ -302,7 +302,6 @@ def _plain_text(tokens: Sequence[Token]) -> tuple[tuple[str, ...], str | None, s
 def render_body(
     markdown: str,
     base_url: str,
-    doc_id: str,
     *,
     parts: Mapping[str, str] = _NO_PARTS,
     resolve: Resolver | None = None,
@@ -312,8 +311,8 @@ def render_body(
     ``parts`` maps the shortcode pass's placeholders to their HTML, which is
     sanitised with the rest. ``resolve`` gives the permalink a relative link
     names (``../other.md#part``), or None when it names no post. Footnote and
-    heading ids are those Hugo gives, whatever ``doc_id`` is, so that the
-    absolute links to them land on the post's page.
+    heading ids are those Hugo gives, so that the absolute links to them land
+    on the post's page.
     """
     env: EnvType = {_PARTS: parts}
     tokens = _MD.parse(_separate_container_tags(markdown), env)

@@ -15,7 +15,7 @@ from feedpub.content.shortcodes import (
     expand_shortcodes,
     front_matter,
 )
-from feedpub.content.text import collapse_space, short_digest, trim, words_and_minutes
+from feedpub.content.text import collapse_space, trim, words_and_minutes
 from feedpub.errors import RenderError
 from feedpub.model import Post, RenderedPost
 
@@ -54,11 +54,9 @@ def expand_post(post: Post, context: RenderContext) -> Expansion:
     """The post's body with its shortcodes expanded, for ``render_post`` and for
     ``feedpub check``."""
     resolve = _resolver(post, context)
-    # Markdown inside shortcodes gets footnote ids of its own.
-    doc_id = short_digest(post.url) + "-sc"
 
     def markdownify(markdown: str) -> str:
-        return render_body(markdown, post.url, doc_id, resolve=resolve).html
+        return render_body(markdown, post.url, resolve=resolve).html
 
     return expand_shortcodes(
         post.body, front_matter(post), context.site, context.shortcodes, resolve, markdownify
@@ -74,7 +72,7 @@ def render_post(
     RenderError. Without a ``context`` the body is plain Markdown: no shortcode
     is expanded and no link resolved to a post."""
     if context is None:
-        body = render_body(post.body, post.url, short_digest(post.url))
+        body = render_body(post.body, post.url)
     else:
         expansion = expand_post(post, context)
         failed = [note for note in expansion.notes if note.error]
@@ -83,7 +81,6 @@ def render_post(
         body = render_body(
             expansion.markdown,
             post.url,
-            short_digest(post.url),
             parts=expansion.parts,
             resolve=_resolver(post, context),
         )
