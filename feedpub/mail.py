@@ -150,6 +150,7 @@ def _folded(name: str, value: object) -> bytes:
 # and single spaces, no character that would need quoting or encoding.
 _PLAIN_NAME = re.compile(r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+(?: [A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+)*")
 _PLAIN_ADDRESS = re.compile(r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~.-]+@[A-Za-z0-9.-]+")
+_PLAIN_MESSAGE_ID = re.compile(r"<[A-Za-z0-9.]+@[A-Za-z0-9.-]+>")
 
 
 def _to_line(name: str, email: str) -> bytes:
@@ -165,24 +166,112 @@ def _to_line(name: str, email: str) -> bytes:
     return _folded("To", Address(name, addr_spec=email))
 
 
+def _message_id_line(identifier: str) -> bytes:
+    """The Message-ID header: written straight out when the email package would
+    write it so (ASCII, on one short line), else folded by it."""
+    line = "Message-ID: " + identifier
+    if len(line) <= 78 and _PLAIN_MESSAGE_ID.fullmatch(identifier):
+        return line.encode() + b"\r\n"
+    return _folded("Message-ID", identifier)
+
+
+def _base64_lines(data: bytes) -> bytes:
+    """``data`` in base64 lines of 76 characters (57 bytes each, so one encoding
+    cut every 76 characters is the same), each ending CRLF; nothing for no data."""
+    lines = _BASE64_LINE.findall(binascii.b2a_base64(data, newline=False))
+    return b"\r\n".join(lines) + b"\r\n" if lines else b""
+
+
 def _base64_part(text: str) -> bytes:
     """A text part's body as the email package writes it with ``cte="base64"``:
-    its lines joined by CRLF, in base64 lines of 76 characters (57 bytes each, so
-    one encoding cut every 76 characters is the same), each ending CRLF."""
-    data = b"\r\n".join(text.encode().splitlines()) + b"\r\n"
-    encoded = binascii.b2a_base64(data, newline=False)
-    return b"\r\n".join(_BASE64_LINE.findall(encoded)) + b"\r\n"
+    its lines joined by CRLF, in base64 lines, each ending CRLF."""
+    return _base64_lines(b"\r\n".join(text.encode().splitlines()) + b"\r\n")
 
 
-# 57 bytes a line, as the email package cuts them for its line length of 78.
+# 76 characters a line, as the email package cuts them for its line length of 78,
+# and the 57 bytes each holds.
 _BASE64_LINE = re.compile(b".{1,%d}" % ((SMTP_POLICY.max_line_length or 78) // 4 * 4))
+_LINE_BYTES = (SMTP_POLICY.max_line_length or 78) // 4 * 3
+_PLACEHOLDER = re.compile(b"(%s)" % b"|".join(re.escape(p.encode()) for p in PLACEHOLDERS.values()))
+_KEYS = {placeholder.encode(): key for key, placeholder in PLACEHOLDERS.items()}
+# How the placeholders end: a value with none of these cannot make one with the
+# text next to it (that personalise would then fill in), unless that text starts
+# or ends like one (see _may_meet_a_value).
+_PLACEHOLDER_ENDS = frozenset(placeholder[-4:] for placeholder in PLACEHOLDERS.values())
+
+
+def _may_meet_a_value(fixed: bytes, *, before: bool, after: bool) -> bool:
+    """Whether a placeholder could appear where ``fixed`` meets a value: it ends
+    with the start of one (``before`` a value), or starts with the rest of one
+    or is all inside it (``after`` a value)."""
+    for placeholder in _KEYS:
+        for cut in range(1, len(placeholder)):
+            head, rest = placeholder[:cut], placeholder[cut:]
+            if before and fixed.endswith(head):
+                return True
+            if after and (fixed.startswith(rest) or rest.startswith(fixed)):
+                return True
+    return False
+
+
+class _PartMaker:
+    """One text part's base64 body for each recipient, as
+    ``_base64_part(personalise(template, values, markup=markup))`` writes it.
+
+    The template's pieces between placeholders are encoded once for each of the
+    57 places in a base64 line where a piece can start (it depends on the length
+    of the values before it); per recipient only the lines that hold a value
+    are encoded. Templates and values that would not come out the same that way
+    (a CR that a value could join with an LF, a value with a line break or that
+    could complete a placeholder) are personalised in full."""
+
+    def __init__(self, template: str, *, markup: bool) -> None:
+        self.template = template
+        self.markup = markup
+        pieces = _PLACEHOLDER.split(b"\r\n".join(template.encode().splitlines()) + b"\r\n")
+        self._fixed = pieces[0::2]
+        self._keys = [_KEYS[placeholder] for placeholder in pieces[1::2]]
+        last = len(self._fixed) - 1
+        self._exact = "\r" not in template and not any(
+            _may_meet_a_value(fixed, before=n < last, after=n > 0)
+            for n, fixed in enumerate(self._fixed)
+        )
+        self._encoded: dict[tuple[int, int], bytes] = {}
+
+    def make(self, values: dict[str, str]) -> bytes:
+        escape = html.escape if self.markup else str
+        filled = [escape(values[key]) for key in self._keys]
+        if not self._exact or any(
+            "\r" in value or "\n" in value or any(end in value for end in _PLACEHOLDER_ENDS)
+            for value in filled
+        ):
+            return _base64_part(personalise(self.template, values, markup=self.markup))
+        encoded, out, pending = self._encoded, [], b""
+        for n, fixed in enumerate(self._fixed):
+            if n:
+                pending += filled[n - 1].encode()
+            start = -len(pending) % _LINE_BYTES  # where the piece's first whole line starts
+            if len(fixed) < start:
+                pending += fixed
+                continue
+            if pending:
+                out.append(_base64_lines(pending + fixed[:start]))
+            end = len(fixed) - (len(fixed) - start) % _LINE_BYTES
+            lines = encoded.get((n, start))
+            if lines is None:
+                lines = encoded[n, start] = _base64_lines(fixed[start:end])
+            out.append(lines)
+            pending = fixed[end:]
+        out.append(_base64_lines(pending))
+        return b"".join(out)
 
 
 class MessageMaker:
     """One issue's messages for sending, as the bytes ``build_message(...).as_bytes()``
-    gives (a test holds them to it), made several times faster: the headers every
+    gives (a test holds them to it), made many times faster: the headers every
     recipient shares are folded once, and per recipient only To, Message-ID,
-    List-Unsubscribe and the two personalised parts are made."""
+    List-Unsubscribe and the lines of the two parts that hold a recipient's
+    value are made (see _PartMaker)."""
 
     def __init__(self, issue: Issue, newsletter: NewsletterConfig) -> None:
         self.issue = issue
@@ -198,10 +287,12 @@ class MessageMaker:
         self._mime = fold("List-Unsubscribe-Post", "List-Unsubscribe=One-Click") + fold(
             "MIME-Version", "1.0"
         )
+        self._text = _PartMaker(issue.text, markup=False)
+        self._html = _PartMaker(issue.html, markup=True)
 
     def make(self, recipient: Recipient) -> tuple[bytes, str]:
         """The message for ``recipient``, and its name (see ``message_name``)."""
-        newsletter, fold = self.newsletter, _folded
+        newsletter = self.newsletter
         values = _values(recipient, newsletter)
         identifier = message_id(self.issue, recipient, newsletter)
         boundary = _boundary(identifier).encode()
@@ -211,7 +302,7 @@ class MessageMaker:
                 self._from,
                 _to_line(_clean(recipient.name), recipient.email),
                 self._dated,
-                fold("Message-ID", identifier),
+                _message_id_line(identifier),
                 self._list_id,
                 # Folded between its URIs, as ListUnsubscribeHeader folds it.
                 b"List-Unsubscribe: " + ",\r\n ".join(_URI.findall(unsubscribe)).encode() + b"\r\n",
@@ -219,8 +310,8 @@ class MessageMaker:
                 b'Content-Type: multipart/alternative; boundary="' + boundary + b'"\r\n',
             )
         )
-        text = _base64_part(personalise(self.issue.text, values, markup=False))
-        html_part = _base64_part(personalise(self.issue.html, values, markup=True))
+        text = self._text.make(values)
+        html_part = self._html.make(values)
         delimiter = b"\r\n--" + boundary + b"\r\n"
         data = b"".join(
             (

@@ -10,6 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from feedpub.config import Config, NewsletterConfig
+from feedpub.digest import PLACEHOLDERS
 from feedpub.mail import MessageMaker, build_message, message_name
 from feedpub.model import Issue, Recipient
 from tests.test_digest import ADA, _parse
@@ -89,3 +90,26 @@ def test_the_fast_maker_writes_the_bytes_of_the_full_message(
         message = build_message(issue, recipient, newsletter)
         assert data == message.as_bytes()
         assert data_name == message_name(message)
+
+
+def test_the_fast_maker_fills_in_placeholders_as_build_message_does(
+    config: Config, issue: Issue
+) -> None:
+    """Values that hold or complete a placeholder, templates with CR or with
+    placeholders side by side: each still comes out as build_message writes it."""
+    assert config.newsletter is not None
+    name, email, unsubscribe = (PLACEHOLDERS[key] for key in ("name", "email", "unsubscribe_url"))
+    issues = [
+        issue,
+        replace(issue, text=f"Hi {name}\r\n{email}{unsubscribe}.\r", html=f"<p>{name}{email}</p>"),
+        replace(issue, text=f"{name[:-2]}{name}{name[-2:]} {email[:5]}", html=f"{name}x{email}"),
+    ]
+    names = ["Ada", f"Ada {email}", f"Ada {email[:-1]}", name[:-3], f"x{email[-2:]}", "e", ""]
+    for each in issues:
+        maker = MessageMaker(each, config.newsletter)
+        for who in names:
+            recipient = Recipient("ada@example.net", who, "tok-ada")
+            assert (
+                maker.make(recipient)[0]
+                == build_message(each, recipient, config.newsletter).as_bytes()
+            )
