@@ -31,9 +31,9 @@ from feedpub.model import Problem
 from feedpub.output import write_atomic
 from feedpub.theme import shortcode_sources, template_path
 
-CACHE_FORMAT = 9
+CACHE_FORMAT = 10
 # The libraries whose output goes into the feeds: upgrading one starts afresh.
-LIBRARIES = ("feedgen", "lxml", "markdown_it", "mdit_py_plugins", "nh3", "frontmatter", "yaml")
+LIBRARIES = ("feedgen", "lxml", "pyromark", "nh3", "frontmatter", "yaml")
 # A part of the cache that may lag behind (the index; the rendered bodies when
 # the plans stay the same) is rewritten by a one-shot build once that many
 # entries differ from it, and by a long-lived one at most every five minutes.

@@ -327,3 +327,34 @@ def test_every_link_is_absolute(source: str) -> None:
         for name in ("href", "src"):
             value = element.get(name)
             assert value is None or value.startswith(("https://", "http://", "mailto:")), value
+
+
+def test_heading_attributes_after_text_of_several_bytes_a_character() -> None:
+    # The parser reports where things are in bytes; cutting the attribute block
+    # off a Chinese heading must not cut into its characters.
+    doc = _doc("## 中文标题 {#zh .c}\n\n## 中文 \\{#x}\n\nSetext 标题 {#s}\n===\n")
+    shown = [(e.tag, e.get("id"), e.get("class"), e.text_content()) for e in doc]
+    assert shown == [
+        ("h2", "zh", "c", "中文标题"),
+        ("h2", "中文-x", None, "中文 {#x}"),
+        ("h1", "s", None, "Setext 标题"),
+    ]
+
+
+def test_lists_are_written_tight_or_loose_as_the_source_has_them() -> None:
+    html = render_body("- a\n- b\n  - c\n\n3. x\n\n4. y\n", BASE).html
+    assert html == (
+        "<ul>\n<li>a</li>\n<li>b\n<ul>\n<li>c</li>\n</ul>\n</li>\n</ul>\n"
+        '<ol start="3">\n<li>\n<p>x</p>\n</li>\n<li>\n<p>y</p>\n</li>\n</ol>\n'
+    )
+    assert render_body("- a\n- b\n", BASE).paragraphs == ("a", "b")
+
+
+def test_link_addresses_are_encoded_as_commonmark_writes_them() -> None:
+    doc = _doc("[t](/标签/a%20b/ 'T') [i](https://bücher.example/x) <a@b.org> [p](50%)\n")
+    assert [(a.get("href"), a.get("title")) for a in doc.iter("a")] == [
+        ("https://example.org/%E6%A0%87%E7%AD%BE/a%20b/", "T"),
+        ("https://xn--bcher-kva.example/x", None),
+        ("mailto:a@b.org", None),
+        ("https://example.org/posts/hello/50%25", None),
+    ]

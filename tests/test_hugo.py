@@ -54,7 +54,7 @@ def _hugo_binary() -> Path:
 
 
 def _ids_and_box(main: lxml_html.HtmlElement) -> tuple[etree._Element | None, set[str]]:
-    """The footnote list's container (Hugo: div.footnotes, markdown-it: section.footnotes)."""
+    """The footnote list's container (Hugo: div.footnotes, feedpub: section.footnotes)."""
     box = next(
         (e for e in main.iter() if "footnotes" in (e.get("class") or "").split()),
         None,
