@@ -4,6 +4,7 @@ absolute URLs, and links in place of the media the allow-list leaves out.
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Callable
 from html import escape, unescape
@@ -83,18 +84,28 @@ def link_media(html: str) -> tuple[str, int]:
 Resolver = Callable[[str], str | None]
 
 
+# Posts link to the same few sites and pages: each join is worked out once.
+@functools.lru_cache(maxsize=4096)
+def _join(base_url: str, target: str) -> str:
+    return urljoin(base_url, target)
+
+
 def _absolutiser(base_url: str, resolve: Resolver | None) -> Callable[[str, str, str], str]:
+    page = base_url.split("#", 1)[0]
+
     def absolute(tag: str, attribute: str, value: str) -> str:
         if attribute in ("href", "src"):
             # Even "#fragment" becomes absolute: feed readers and mail clients
             # show a body apart from its page, where only the permalink has it.
             target = value.strip()
-            if resolve is not None and not target.startswith("#"):
+            if target.startswith("#") and len(target) > 1:
+                return page + target
+            if resolve is not None:
                 parts = urlsplit(target)
                 resolved = None if parts.scheme or parts.netloc else resolve(target)
                 if resolved is not None:
                     return resolved
-            return urljoin(base_url, target)
+            return _join(base_url, target)
         return value
 
     return absolute
