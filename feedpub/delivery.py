@@ -6,13 +6,14 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import smtplib
 import ssl
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal, Protocol
+from typing import Literal, Protocol
 
 from feedpub.config import Config, SmtpConfig
 from feedpub.errors import DeliveryError
@@ -96,29 +97,75 @@ def classify(code: int, text: bytes | str) -> Outcome:
     return Outcome("temporary" if 400 <= code < 500 else "permanent", _reply(code, text))
 
 
-def _data(smtp: smtplib.SMTP, msg: Any) -> tuple[int, bytes]:
-    """SMTP DATA, sending a message no line of which starts with "." as it is:
-    smtplib doubles such dots (RFC 5321, 4.5.2) with a regular expression over
-    the whole message, which cost about a third of making it. A feedpub message
-    (headers, boundaries, base64) never has one; any other goes smtplib's way."""
-    if not isinstance(msg, bytes) or msg.startswith(b".") or b"\n." in msg:
-        return smtplib.SMTP.data(smtp, msg)
-    smtp.putcmd("data")
-    code, reply = smtp.getreply()
-    if code != 354:
-        raise smtplib.SMTPDataError(code, reply)
-    smtp.send(msg + (b".\r\n" if msg.endswith(b"\r\n") else b"\r\n.\r\n"))
-    return smtp.getreply()
+# An address smtplib.quoteaddr writes back as it is, in angle brackets: a dot-atom
+# local part and a domain of letters, digits and hyphens.
+_PLAIN_ADDRESS = re.compile(
+    r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+(?:\.[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+)*"
+    r"@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*"
+)
+_LEADING_DOT = re.compile(rb"(?m)^\.")
+# The replies that let MAIL, RCPT and DATA go on.
+_ACCEPTED = ((250,), (250, 251), (354,))
 
 
-class _SMTP(smtplib.SMTP):
-    def data(self, msg: Any) -> tuple[int, bytes]:
-        return _data(self, msg)
+def _path(address: str) -> str:
+    """An SMTP path for ``address``, as smtplib writes it."""
+    return f"<{address}>" if _PLAIN_ADDRESS.fullmatch(address) else smtplib.quoteaddr(address)
 
 
-class _SMTPSSL(smtplib.SMTP_SSL):
-    def data(self, msg: Any) -> tuple[int, bytes]:
-        return _data(self, msg)
+def _reset(smtp: smtplib.SMTP, code: int) -> None:
+    """After a refusal: a closing server (421) is left, any other is reset."""
+    if code == 421:
+        smtp.close()
+    else:
+        with contextlib.suppress(smtplib.SMTPServerDisconnected):
+            smtp.rset()
+
+
+def _transaction(smtp: smtplib.SMTP, sender: str, recipient: str, data: bytes) -> None:
+    """One message to one recipient, raising what smtplib's sendmail raises.
+
+    MAIL, RCPT and DATA go in one write when the server offers PIPELINING (RFC
+    2920), each after the last one's reply otherwise; the message then goes in
+    one more write, its lines that start with "." doubled (RFC 5321, 4.5.2).
+    """
+    smtp.ehlo_or_helo_if_needed()
+    size = f" size={len(data)}" if smtp.has_extn("size") else ""
+    commands = (
+        f"mail FROM:{_path(sender)}{size}\r\n",
+        f"rcpt TO:{_path(recipient)}\r\n",
+        "data\r\n",
+    )
+    pipelining = smtp.has_extn("pipelining")
+    if pipelining:
+        smtp.send("".join(commands))
+    replies: list[tuple[int, bytes]] = []
+    for command, accepted in zip(commands, _ACCEPTED, strict=True):
+        if not pipelining:
+            smtp.send(command)
+        replies.append(smtp.getreply())
+        code = replies[-1][0]
+        if code == 421 or (code not in accepted and not pipelining):  # no reply follows
+            break
+    refusals: tuple[Callable[[int, bytes], smtplib.SMTPException], ...] = (
+        lambda code, text: smtplib.SMTPSenderRefused(code, text, sender),
+        lambda code, text: smtplib.SMTPRecipientsRefused({recipient: (code, text)}),
+        smtplib.SMTPDataError,
+    )
+    for (code, text), accepted, refusal in zip(replies, _ACCEPTED, refusals, strict=False):
+        if code not in accepted:
+            if replies[-1][0] == 354:  # a lax server took DATA all the same: ended empty
+                smtp.send(".\r\n")
+                smtp.getreply()
+            _reset(smtp, code)
+            raise refusal(code, text)
+    if data.startswith(b".") or b"\n." in data:
+        data = _LEADING_DOT.sub(b"..", data)
+    smtp.send(data + (b".\r\n" if data.endswith(b"\r\n") else b"\r\n.\r\n"))
+    code, text = smtp.getreply()
+    if code != 250:
+        _reset(smtp, code)
+        raise smtplib.SMTPDataError(code, text)
 
 
 class SMTPDeliverer:
@@ -158,11 +205,11 @@ class SMTPDeliverer:
         settings = self.settings
         smtp: smtplib.SMTP
         if settings.security == "tls":
-            smtp = _SMTPSSL(
+            smtp = smtplib.SMTP_SSL(
                 settings.host, settings.port, timeout=settings.timeout, context=self._context()
             )
         else:
-            smtp = _SMTP(settings.host, settings.port, timeout=settings.timeout)
+            smtp = smtplib.SMTP(settings.host, settings.port, timeout=settings.timeout)
             if settings.security == "starttls":
                 smtp.starttls(context=self._context())
         if settings.username:
@@ -190,7 +237,7 @@ class SMTPDeliverer:
         try:
             if self._smtp is None:
                 self._smtp = self._connect()
-            self._smtp.sendmail(sender, [recipient], data)
+            _transaction(self._smtp, sender, recipient, data)
         except smtplib.SMTPRecipientsRefused as exc:
             code, text = exc.recipients[recipient]
             return classify(code, text)

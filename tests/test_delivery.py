@@ -3,10 +3,12 @@ from __future__ import annotations
 import email
 import shutil
 import signal
+import smtplib
 import subprocess
 import sys
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import replace
 from datetime import datetime
 from email.policy import default as default_policy
@@ -23,7 +25,14 @@ from feedpub.errors import DeliveryError, StateError
 from feedpub.pipeline import DigestSender
 from feedpub.store import Store
 from tests.conftest import NOW, REPO, sample_site
-from tests.smtpd import Behaviour, free_port, self_signed_certificate, server_context, smtp_server
+from tests.smtpd import (
+    Behaviour,
+    Server,
+    free_port,
+    self_signed_certificate,
+    server_context,
+    smtp_server,
+)
 
 PEOPLE = [
     "ada@example.net",
@@ -76,6 +85,22 @@ def _send(config: Config, deliverer: object, now: datetime = NOW, **options: obj
             deliverer.close()  # type: ignore[attr-defined]
 
 
+@contextmanager
+def pipelining_server(behaviour: Behaviour | None = None) -> Iterator[Server]:
+    """smtp_server, offering PIPELINING (RFC 2920) as Postfix does."""
+    with smtp_server(behaviour) as server:
+
+        async def handle_EHLO(server_, session, envelope, hostname, responses):  # type: ignore[no-untyped-def]
+            session.host_name = hostname
+            return [*responses[:-1], "250-PIPELINING", responses[-1]]
+
+        server.handler.handle_EHLO = handle_EHLO  # type: ignore[attr-defined]
+        yield server
+
+
+SERVERS = pytest.mark.parametrize("serve", [smtp_server, pipelining_server])
+
+
 def _statuses(config: Config, issue: int = 1) -> dict[str, tuple[str, int, str | None]]:
     with Store(config.state_path) as store:
         return {d.email: (d.status, d.attempts, d.last_reply) for d in store.deliveries(issue)}
@@ -116,14 +141,15 @@ def test_messages_arrive_whole_through_a_real_server(site: Config) -> None:
     assert report.issues == [] and again.handler.received == []
 
 
-def test_temporary_replies_are_retried(site: Config) -> None:
+@SERVERS
+def test_temporary_replies_are_retried(site: Config, serve: Callable[..., Server]) -> None:
     _subscribe(site)
     replies = {
         0: "451 4.3.0 Try again later",
         1: "451 4.3.0 Try again later",
         4: "421 4.3.2 Closing",
     }
-    with smtp_server(Behaviour(data_reply=replies.get)) as server:
+    with serve(Behaviour(data_reply=replies.get)) as server:
         config = replace(site, smtp=_smtp(server.port))
         report = _send(config, SMTPDeliverer(config.smtp, None))  # type: ignore[arg-type]
     assert (report.sent, report.failed, report.deferred) == (5, 0, 0)
@@ -134,9 +160,12 @@ def test_temporary_replies_are_retried(site: Config) -> None:
     assert statuses["carol@example.org"][:2] == ("sent", 2)  # after the 421 and a new connection
 
 
-def test_a_refused_recipient_is_recorded_and_the_rest_go_on(site: Config) -> None:
+@SERVERS
+def test_a_refused_recipient_is_recorded_and_the_rest_go_on(
+    site: Config, serve: Callable[..., Server]
+) -> None:
     _subscribe(site)
-    with smtp_server(Behaviour(refuse={"carol@example.org"})) as server:
+    with serve(Behaviour(refuse={"carol@example.org"})) as server:
         config = replace(site, smtp=_smtp(server.port))
         report = _send(config, SMTPDeliverer(config.smtp, None))  # type: ignore[arg-type]
     assert (report.sent, report.failed) == (4, 1)
@@ -467,6 +496,7 @@ def test_two_senders_at_once_never_both_send(tmp_path: Path) -> None:
     assert "another feedpub process is using" in refused  # named by pid, once the holder wrote it
 
 
+@SERVERS
 @pytest.mark.parametrize(
     "body",
     [
@@ -475,11 +505,11 @@ def test_two_senders_at_once_never_both_send(tmp_path: Path) -> None:
         b"No line end at the end",
     ],
 )
-def test_data_reaches_the_server_as_it_was_sent(body: bytes) -> None:
+def test_data_reaches_the_server_as_it_was_sent(body: bytes, serve: Callable[..., Server]) -> None:
     """RFC 5321 transparency: the server gets every line back as written, whether
-    the message took the short way (no dot to double) or smtplib's."""
+    the message had a dot to double or not."""
     data = b"From: a@example.org\r\nTo: b@example.net\r\nSubject: dots\r\n\r\n" + body
-    with smtp_server() as server:
+    with serve() as server:
         deliverer = SMTPDeliverer(_smtp(server.port), None)
         outcome = deliverer.send(data, "a@example.org", "b@example.net", "dots")
         deliverer.close()
@@ -487,3 +517,39 @@ def test_data_reaches_the_server_as_it_was_sent(body: bytes) -> None:
     (received,) = server.handler.received
     expected = data if data.endswith(b"\r\n") else data + b"\r\n"
     assert received.data == expected
+
+
+# Writes for a message, a refused one (its RSET included) and another message.
+@pytest.mark.parametrize(("serve", "writes"), [(smtp_server, 4 + 3 + 4), (pipelining_server, 6)])
+def test_mail_rcpt_and_data_go_in_one_write_when_the_server_pipelines(
+    monkeypatch: pytest.MonkeyPatch, serve: Callable[..., Server], writes: int
+) -> None:
+    """Each message costs one wait for replies to its envelope, not three, when
+    the server offers PIPELINING; a refusal among them leaves the connection
+    ready for the next message."""
+    sent: list[bytes | str] = []
+    send = smtplib.SMTP.send
+
+    def counted(smtp: smtplib.SMTP, data: bytes | str) -> None:
+        sent.append(data)
+        send(smtp, data)
+
+    data = b"From: a@example.org\r\nSubject: once\r\n\r\nBody\r\n"
+    with serve(Behaviour(refuse={"nobody@example.net"})) as server:
+        deliverer = SMTPDeliverer(_smtp(server.port), None)
+        deliverer.send(data, "a@example.org", "b@example.net", "first")  # connects
+        monkeypatch.setattr(smtplib.SMTP, "send", counted)
+        outcomes = [
+            deliverer.send(data, "a@example.org", address, "next")
+            for address in ("c@example.net", "nobody@example.net", "d@example.net")
+        ]
+        monkeypatch.undo()
+        deliverer.close()
+    assert [o.result for o in outcomes] == ["sent", "permanent", "sent"]
+    assert outcomes[1].reply == "550 5.1.1 <nobody@example.net>: no such user here"
+    assert len(sent) == writes
+    assert sorted(server.handler.by_recipient()) == [
+        "b@example.net",
+        "c@example.net",
+        "d@example.net",
+    ]
