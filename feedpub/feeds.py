@@ -299,7 +299,8 @@ def render_json(items: Sequence[RenderedPost], spec: FeedSpec) -> bytes:
         "authors": [{"name": spec.author.name}],
         "items": [_json_item(item, spec.full_content) for item in items],
     }
-    return (json.dumps(feed, ensure_ascii=False, indent=2) + "\n").encode()
+    # Compact: without indent, json's C encoder writes it, ten times faster.
+    return (json.dumps(feed, ensure_ascii=False, separators=(",", ":")) + "\n").encode()
 
 
 def _json_item(item: RenderedPost, full_content: bool) -> dict[str, Any]:
