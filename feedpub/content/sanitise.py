@@ -4,7 +4,6 @@ absolute URLs, and links in place of the media the allow-list leaves out.
 
 from __future__ import annotations
 
-import functools
 import re
 from collections.abc import Callable
 from html import escape, unescape
@@ -84,12 +83,6 @@ def link_media(html: str) -> tuple[str, int]:
 Resolver = Callable[[str], str | None]
 
 
-# Posts link to the same few sites and pages: each join is worked out once.
-@functools.lru_cache(maxsize=4096)
-def _join(base_url: str, target: str) -> str:
-    return urljoin(base_url, target)
-
-
 def _absolutiser(base_url: str, resolve: Resolver | None) -> Callable[[str, str, str], str]:
     page = base_url.split("#", 1)[0]
 
@@ -105,7 +98,7 @@ def _absolutiser(base_url: str, resolve: Resolver | None) -> Callable[[str, str,
                 resolved = None if parts.scheme or parts.netloc else resolve(target)
                 if resolved is not None:
                     return resolved
-            return _join(base_url, target)
+            return urljoin(base_url, target)
         return value
 
     return absolute
