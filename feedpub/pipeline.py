@@ -252,33 +252,39 @@ class DigestSender:
         """Send issue ``number``'s open deliveries, up to ``smtp.connections`` at once;
         each is checked against the subscriber right before it goes, and committed
         before it leaves and after its answer. A server that cannot be reached
-        stops the run once the messages in flight have their answers."""
+        stops the run once the messages in flight have their answers.
+
+        An answer is committed with the next message's 'sending' mark, in one
+        transaction, before that message leaves (or, for the last ones, when the
+        run ends): no message leaves while an answer waits to be recorded, so a
+        crash can at most make the messages in flight and those answered but not
+        yet recorded, together no more than ``smtp.connections``, go again."""
         open_deliveries = self.store.open_deliveries(number)
         makers: dict[str, MessageMaker] = {}  # one per variant, read once from the ledger
         run = _Run(len(open_deliveries))
         with Connections[_Sending](self.deliverer, self.connect, self.connections) as pool:
-            for done, delivery in enumerate(open_deliveries, start=1):
-                # Made while the messages in flight are on their way; used only if
-                # the checks below, fresh once a connection is free, allow it.
-                data, name = self._message(delivery, makers)
-                while pool.full:
+            try:
+                for done, delivery in enumerate(open_deliveries, start=1):
+                    # Made while the messages in flight are on their way; used only
+                    # if the checks below, fresh once a connection is free, allow it.
+                    data, name = self._message(delivery, makers)
+                    while pool.full:
+                        self._settle(pool, run, report)
+                    if self.stop():  # asked to shut down: the rest stays pending for the next run
+                        report.stopped = True
+                        break
+                    if run.failure is not None:
+                        break
+                    if self._start(pool, run, _Sending(delivery, data, name, 1)) is not None:
+                        report.skipped += 1
+                        run.settled += 1
+                    if self.progress:
+                        self.progress(done, len(open_deliveries))
+                while pool:
                     self._settle(pool, run, report)
-                if self.stop():  # asked to shut down: the rest stays pending for the next run
-                    report.stopped = True
-                    break
-                if run.failure is not None:
-                    break
-                reason = self.store.why_not_deliver(delivery)
-                if reason is None:
-                    self._submit(pool, _Sending(delivery, data, name, 1))
-                else:
-                    self.store.mark_done(delivery, "skipped", reason, self.clock())
-                    report.skipped += 1
-                    run.settled += 1
-                if self.progress:
-                    self.progress(done, len(open_deliveries))
-            while pool:
-                self._settle(pool, run, report)
+            finally:
+                if run.unrecorded:
+                    self.store.record_settled(run.unrecorded, self.clock())
         if run.error is not None:  # not the server's doing: shown as it is
             raise run.error
         if run.failure is not None:
@@ -302,37 +308,48 @@ class DigestSender:
             makers[key] = MessageMaker(self._recorded_issue(delivery.issue, key), self.newsletter)
         return makers[key].make(Recipient(delivery.email, delivery.name, delivery.token))
 
-    def _submit(self, pool: Connections[_Sending], sending: _Sending) -> None:
-        self.store.mark_sending(sending.delivery, self.clock())
-        sender = self.newsletter.sender_email
-        pool.submit(sending, sending.data, sender, sending.delivery.email, sending.name)
+    def _start(
+        self, pool: Connections[_Sending], run: _Run, sending: _Sending, *, check: bool = True
+    ) -> str | None:
+        """Record the answers settled so far and mark ``sending`` as leaving, in one
+        transaction, then hand it to a connection; with ``check``, why it must not
+        go instead (recorded as skipped), if its subscriber no longer wants it."""
+        reason = self.store.start_sending(
+            sending.delivery, self.clock(), run.unrecorded, check=check
+        )
+        run.unrecorded.clear()
+        if reason is None:
+            sender = self.newsletter.sender_email
+            pool.submit(sending, sending.data, sender, sending.delivery.email, sending.name)
+        return reason
 
     def _settle(self, pool: Connections[_Sending], run: _Run, report: SendReport) -> None:
-        """Record the answer of one message that was in flight; a temporary
-        refusal goes again after its delay while tries are left."""
+        """Take the answer of one message that was in flight, to be recorded with the
+        next step; a temporary refusal goes again after its delay while tries are
+        left."""
         sending, result = pool.next_done()
         delivery = sending.delivery
         if isinstance(result, Exception):  # TLS failed, say, or a bug: the message waits
-            self.store.mark_done(delivery, "pending", str(result), self.clock())
+            run.unrecorded.append((delivery, "pending", str(result)))
             report.deferred += 1
             run.failure = run.failure or str(result)
             if not isinstance(result, DeliveryError):
                 run.error = run.error or result
             return
         if result.result == "sent":
-            self.store.mark_done(delivery, "sent", result.reply, self.clock())
+            run.unrecorded.append((delivery, "sent", result.reply))
             report.sent += 1
             run.settled += 1
         elif result.result == "permanent":
-            self.store.mark_done(delivery, "failed", result.reply, self.clock())
+            run.unrecorded.append((delivery, "failed", result.reply))
             report.failed += 1
             report.failures.append(f"{delivery.email}: {result.reply}")
             run.settled += 1
         elif sending.attempt < self.max_attempts and run.failure is None:
             self.sleep(min(self.retry_delay * 2 ** (sending.attempt - 1), 60.0))
-            self._submit(pool, replace(sending, attempt=sending.attempt + 1))
+            self._start(pool, run, replace(sending, attempt=sending.attempt + 1), check=False)
         else:
-            self.store.mark_done(delivery, "pending", result.reply, self.clock())
+            run.unrecorded.append((delivery, "pending", result.reply))
             report.deferred += 1
             if result.connection:
                 run.failure = run.failure or result.reply
@@ -356,6 +373,8 @@ class _Run:
     settled: int = 0  # sent, failed or skipped
     failure: str | None = None  # why the run stops: the server cannot be reached
     error: Exception | None = None  # an unexpected one, raised once the rest is recorded
+    # Answers taken from the connections, recorded with the next step.
+    unrecorded: list[tuple[Delivery, str, str | None]] = field(default_factory=list)
 
 
 def send_digest(

@@ -280,8 +280,8 @@ def test_a_resumed_run_finds_the_outbox_files_it_wrote(site: Config) -> None:
         sender = DigestSender(site, store, OutboxDeliverer(site.outbox_dir), clock=lambda: NOW)
         sender.run()
         written = _outbox(site)
-        for delivery in store.deliveries(1):
-            store.mark_done(delivery, "pending", None, NOW)  # as if the run had died
+        # As if the run had died.
+        store.record_settled([(d, "pending", None) for d in store.deliveries(1)], NOW)
         assert sender.run().sent == 2
     assert len(written) == 2 and _outbox(site) == written  # the same bytes, left in place
 

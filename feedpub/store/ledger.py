@@ -4,7 +4,7 @@ recipient, and when each scheduled job last ran."""
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 
 from feedpub.errors import StateError
@@ -12,9 +12,20 @@ from feedpub.model import Issue, Subscriber
 from feedpub.store.database import Database, _moment, _stamp
 from feedpub.store.records import Delivery
 
+# A delivery, the status it ends a try with and the server's reply.
+Settled = tuple[Delivery, str, str | None]
+
 
 def _delivery(row: sqlite3.Row) -> Delivery:
     return Delivery(**{name: row[name] for name in Delivery.__slots__})
+
+
+def _record(db: sqlite3.Connection, settled: Iterable[Settled], stamp: str) -> None:
+    db.executemany(
+        "UPDATE deliveries SET status = ?, last_reply = ?, updated_at = ?"
+        " WHERE issue = ? AND subscriber = ?",
+        [(status, reply, stamp, d.issue, d.subscriber) for d, status, reply in settled],
+    )
 
 
 class Ledger(Database):
@@ -125,23 +136,37 @@ class Ledger(Database):
             return "paused since the issue was recorded"
         return None
 
-    def mark_sending(self, delivery: Delivery, now: datetime) -> None:
-        """Committed before the message leaves: a crash now leaves it 'sending',
-        and the next run sends that one message again (with the same Message-ID)."""
+    def start_sending(
+        self,
+        delivery: Delivery,
+        now: datetime,
+        settled: Iterable[Settled] = (),
+        *,
+        check: bool = True,
+    ) -> str | None:
+        """Committed before the message leaves, in one transaction: the answers in
+        ``settled`` recorded, then ``delivery`` marked 'sending' (a crash now leaves
+        it so, and the next run sends that one message again, with the same
+        Message-ID). With ``check``, a delivery that must not go out now (see
+        why_not_deliver) is recorded as skipped instead, and why is returned."""
+        stamp = _stamp(now)
         with self._transaction() as db:
-            db.execute(
-                "UPDATE deliveries SET status = 'sending', attempts = attempts + 1,"
-                " updated_at = ? WHERE issue = ? AND subscriber = ?",
-                (_stamp(now), delivery.issue, delivery.subscriber),
-            )
+            _record(db, settled, stamp)
+            reason = self.why_not_deliver(delivery) if check else None
+            if reason is None:
+                db.execute(
+                    "UPDATE deliveries SET status = 'sending', attempts = attempts + 1,"
+                    " updated_at = ? WHERE issue = ? AND subscriber = ?",
+                    (stamp, delivery.issue, delivery.subscriber),
+                )
+            else:
+                _record(db, [(delivery, "skipped", reason)], stamp)
+        return reason
 
-    def mark_done(self, delivery: Delivery, status: str, reply: str | None, now: datetime) -> None:
+    def record_settled(self, settled: Iterable[Settled], now: datetime) -> None:
+        """Record what became of deliveries ('sent', 'failed', 'pending' again)."""
         with self._transaction() as db:
-            db.execute(
-                "UPDATE deliveries SET status = ?, last_reply = ?, updated_at = ?"
-                " WHERE issue = ? AND subscriber = ?",
-                (status, reply, _stamp(now), delivery.issue, delivery.subscriber),
-            )
+            _record(db, settled, _stamp(now))
 
     def run_started(self, job: str, now: datetime) -> None:
         with self._transaction() as db:
