@@ -55,3 +55,17 @@ class StateError(FeedpubError):
 
 class DeliveryError(FeedpubError):
     """The mail server cannot be reached or used at all (not one recipient's refusal)."""
+
+
+class WebhookRefused(FeedpubError):
+    """A provider's webhook request was refused; nothing it carried was applied.
+
+    ``status`` is the HTTP status to answer with (400 malformed, 401 missing or wrong
+    credentials or signature, 403 wrong topic or certificate host, 409 replay, 413 too
+    large); ``reason`` is one line, safe to log: it never repeats a secret.
+    """
+
+    def __init__(self, status: int, reason: str) -> None:
+        self.status = status
+        self.reason = reason
+        super().__init__(reason)
