@@ -33,6 +33,8 @@ _CONTAINER_LINE = re.compile(
     r"(?:\s[^>]*)?>\s*"
 )
 _FENCE = re.compile(r" {0,3}(`{3,}|~{3,})")
+# What a line that _prepare looks at starts with.
+_LINE_STARTS = frozenset(" `~{<")
 _TAG = re.compile(r"<[^>]*>")
 # A shortcode's place in the Markdown, put there by the shortcode pass.
 PLACEHOLDER = re.compile(r"FPSC[0-9]+CSPF")
@@ -46,10 +48,12 @@ _OPTIONS = (
     | pyromark.Options.ENABLE_FOOTNOTES
     | pyromark.Options.ENABLE_STRIKETHROUGH
 )
-_ESCAPES = str.maketrans({"&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;"})
 _LONE_PERCENT = re.compile(r"%(?![0-9A-Fa-f]{2})")
 _PUNCTUATION = frozenset(punctuation)
-_INLINE_BLOCKS = frozenset({"Emphasis", "Strong", "Strikethrough", "Link", "Image"})
+_INLINE_CONTAINERS = frozenset({"Emphasis", "Strong", "Strikethrough", "Link", "Image"})
+_INLINE_EVENTS = frozenset(
+    {"Text", "Code", "InlineHtml", "FootnoteReference", "SoftBreak", "HardBreak"}
+)
 _Span = dict[str, int]
 
 
@@ -81,6 +85,9 @@ def _prepare(source: str) -> tuple[str, list[dict[str, str] | None]]:
     attributes: list[dict[str, str] | None] = []
     fence: str | None = None
     for i, line in enumerate(lines):
+        if line[:1] not in _LINE_STARTS:  # no fence, attributes or tag: most lines
+            out.append(line)
+            continue
         opened = _FENCE.match(line)
         if fence is not None:
             out.append(line)
@@ -109,7 +116,15 @@ def _prepare(source: str) -> tuple[str, list[dict[str, str] | None]]:
 
 
 def _escape(text: str) -> str:
-    return text.translate(_ESCAPES)
+    return (
+        text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;").replace('"', "&quot;")
+    )
+
+
+def _tag_name(tag: Any) -> str:
+    """The name of a Start or End event's tag: ``"Paragraph"``, or the one key
+    of ``{"Heading": ...}``."""
+    return tag if tag.__class__ is str else next(iter(tag))
 
 
 def _link_address(url: str) -> str:
@@ -206,38 +221,34 @@ class _Writer:
         self.frames[-1].last = target
 
     def run(self, events: Iterable[_Event]) -> None:
+        key: str
+        value: Any
         for event, span in events:
+            if event.__class__ is str:
+                key, value = event, None
+            else:
+                ((key, value),) = event.items()
+            inline = key in _INLINE_EVENTS or (
+                key in ("Start", "End") and _tag_name(value) in _INLINE_CONTAINERS
+            )
             if self.inline is not None:
-                if self.inline_event(event):
+                if inline:
                     self.inline.append((event, span))
                     continue
                 if self.leaf is not None and self.leaf[0] == "item":
                     self.end_leaf()
-            elif self.inline_event(event) and self.frames[-1].kind == "li":
+            elif inline and self.frames[-1].kind == "li":
                 self.start_leaf("item", None)
                 self.inline = [(event, span)]
                 continue
-            if isinstance(event, str):
-                self.simple(event)
-            elif "Start" in event:
-                self.start(event["Start"], span)
-            elif "End" in event:
-                self.end(event["End"])
-            elif "Text" in event:
-                self.frames[-1].text.append(event["Text"])
-            elif "Html" in event:
-                self.frames[-1].text.append(event["Html"])
-
-    def inline_event(self, event: Any) -> bool:
-        if isinstance(event, str):
-            return event in ("SoftBreak", "HardBreak")
-        if "Start" in event or "End" in event:
-            tag = event.get("Start", event.get("End"))
-            name = tag if isinstance(tag, str) else next(iter(tag))
-            return name in _INLINE_BLOCKS
-        if "Text" in event:
-            return self.frames[-1].kind not in ("code", "html")
-        return "Html" not in event
+            if key == "Start":
+                self.start(value, span)
+            elif key == "End":
+                self.end(value)
+            elif key in ("Text", "Html"):  # the text of a code or HTML block
+                self.frames[-1].text.append(value)
+            else:
+                self.simple(key)
 
     def start_leaf(self, kind: str, detail: Any) -> None:
         self.leaf = (kind, detail)
@@ -251,8 +262,8 @@ class _Writer:
             self.closed(rule)
 
     def start(self, tag: Any, span: _Span) -> None:
-        name = tag if isinstance(tag, str) else next(iter(tag))
-        detail: Any = None if isinstance(tag, str) else tag[name]
+        name = _tag_name(tag)
+        detail: Any = None if tag.__class__ is str else tag[name]
         if name in ("Paragraph", "Heading", "TableCell"):
             self.start_leaf(name, detail)
         elif name == "BlockQuote":
@@ -285,7 +296,7 @@ class _Writer:
             self.out.append("<tr>\n")
 
     def end(self, tag: Any) -> None:
-        name = tag if isinstance(tag, str) else next(iter(tag))
+        name = _tag_name(tag)
         if name in ("Paragraph", "Heading", "TableCell"):
             self.end_leaf()
             return
@@ -524,7 +535,7 @@ class _Written:
         return pieces
 
     def container(self, tag: Any, html: list[str], text: list[str]) -> _Piece:
-        name = tag if isinstance(tag, str) else next(iter(tag))
+        name = _tag_name(tag)
         if name == "Image":
             alt: list[str] = []
             children = self.write([], alt)
