@@ -20,7 +20,6 @@ same bytes come out.
 
 from __future__ import annotations
 
-import hashlib
 import os
 import time
 from collections.abc import Mapping, Sequence
@@ -52,7 +51,6 @@ from feedpub.collector import (
     read_changed,
     read_files,
     select,
-    story_keys,
 )
 from feedpub.config import Config
 from feedpub.content.files import FileStat, scan
@@ -87,16 +85,6 @@ class Selection:
     urls: frozenset[bytes]
     stories: frozenset[bytes]
     same_plans: bool  # the last build's: its generation is kept
-
-
-def _digest(text: str) -> bytes:
-    """A short digest for sets the cache keeps of every post: two texts that
-    share one only send the build down the longer road."""
-    return hashlib.blake2b(text.encode(), digest_size=8).digest()
-
-
-def _story_digests(post: Post) -> set[bytes]:
-    return {_digest(key) for key in story_keys(post)}
 
 
 def _measure_covers(plans: Sequence[FeedPlan]) -> tuple[list[FeedPlan], dict[str, int | None]]:
@@ -161,7 +149,7 @@ def _grown(
         result, post = fresh[rel], fresh[rel].post
         if post is None or result.problems or not live(post, now):
             return None
-        url, keys = _digest(post.url), _story_digests(post)
+        url, keys = result.keys
         if url in urls or keys & stories:
             return None
         for taxonomy in config.feeds.taxonomies:
@@ -232,7 +220,7 @@ def _collected(
 
     published = select(collection.posts, now)
     plans = plan_feeds(published, config.site, config.feeds)
-    candidates = (p for p in collection.posts if not p.draft and p.date <= now)
+    results = [index[post.rel_path].result for post in collection.posts]
     return Selection(
         plans,
         content_counts(collection, now, len(published)),
@@ -240,8 +228,13 @@ def _collected(
         next_change(collection.posts, now),
         {p.rel_path: index[p.rel_path].result for plan in plans for p in plan.posts},
         {rel: entry.result.head for rel, entry in index.items()},
-        frozenset(_digest(post.url) for post in collection.posts),
-        frozenset(key for post in candidates for key in _story_digests(post)),
+        frozenset(result.keys[0] for result in results),
+        frozenset(
+            key
+            for post, result in zip(collection.posts, results, strict=True)
+            if not post.draft and post.date <= now
+            for key in result.keys[1]
+        ),
         same_plans=False,
     )
 

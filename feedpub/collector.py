@@ -5,6 +5,8 @@
 
 from __future__ import annotations
 
+import functools
+import hashlib
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import astuple, dataclass, fields
 from datetime import datetime
@@ -44,7 +46,13 @@ POST_FIELDS = tuple(f.name for f in fields(Post) if f.name not in ("author", "co
 PARALLEL_FROM = 400
 
 
-@dataclass(frozen=True, slots=True)
+def key_digest(text: str) -> bytes:
+    """A short digest for sets the build cache keeps of every post: two texts
+    that share one only send the build down the longer road."""
+    return hashlib.blake2b(text.encode(), digest_size=8).digest()
+
+
+@dataclass(frozen=True)
 class FileResult:
     """What reading one content file gave: a post, or the problems that stopped it,
     and a digest of the file's head (see content.front.head_digest): while that
@@ -54,6 +62,15 @@ class FileResult:
     post: Post | None
     problems: tuple[Problem, ...]
     head: bytes | None = None
+
+    @functools.cached_property
+    def keys(self) -> tuple[bytes, frozenset[bytes]]:
+        """Digests of the post's permalink and of its story keys (``story_keys``),
+        worked out once for as long as the result is kept (a daemon's life)."""
+        if self.post is None:
+            return b"", frozenset()
+        stories = frozenset(key_digest(key) for key in story_keys(self.post))
+        return key_digest(self.post.url), stories
 
 
 @dataclass(frozen=True, slots=True)
