@@ -8,9 +8,10 @@ import contextlib
 import os
 import re
 import smtplib
+import socket
 import ssl
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Generator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal, Protocol
@@ -66,25 +67,39 @@ class OutboxDeliverer:
 class Throttle:
     """Spaces sends at most ``per_second`` apart (0: no limit)."""
 
-    def __init__(
-        self,
-        per_second: float,
-        clock: Callable[[], float] = time.monotonic,
-        sleep: Callable[[float], None] = time.sleep,
-    ) -> None:
+    def __init__(self, per_second: float, clock: Callable[[], float] = time.monotonic) -> None:
         self.interval = 1 / per_second if per_second > 0 else 0.0
         self.clock = clock
-        self.sleep = sleep
         self.next_at: float | None = None
 
-    def wait(self) -> None:
+    def delay(self) -> float:
+        """The seconds the next send must wait; it is counted as made then."""
         if not self.interval:
-            return
+            return 0.0
         now = self.clock()
-        if self.next_at is not None and now < self.next_at:
-            self.sleep(self.next_at - now)
-            now = self.next_at
-        self.next_at = now + self.interval
+        at = now if self.next_at is None else max(now, self.next_at)
+        self.next_at = at + self.interval
+        return at - now
+
+
+# What a send waits for before its next step: the server's reply on a socket, or
+# (a float) the seconds the rate limit asks for.
+Wait = socket.socket | float
+# A send one step at a time (SMTPDeliverer.steps): the waits, then the outcome.
+Steps = Generator[Wait, None, Outcome]
+
+
+def finish(steps: Steps) -> Outcome:
+    """Take a send's steps here and now, each reply waited for by the read that
+    follows, each delay slept."""
+    while True:
+        try:
+            wait = next(steps)
+        except StopIteration as done:
+            outcome: Outcome = done.value
+            return outcome
+        if isinstance(wait, float):
+            time.sleep(wait)
 
 
 def _reply(code: int, text: bytes | str) -> str:
@@ -122,13 +137,19 @@ def _reset(smtp: smtplib.SMTP, code: int) -> None:
             smtp.rset()
 
 
-def _transaction(smtp: smtplib.SMTP, sender: str, recipient: str, data: bytes) -> None:
-    """One message to one recipient, raising what smtplib's sendmail raises.
+def _transaction(
+    smtp: smtplib.SMTP, sender: str, recipient: str, data: bytes
+) -> Generator[socket.socket, None, None]:
+    """One message to one recipient, raising what smtplib's sendmail raises;
+    yields the socket before each wait for the server's replies.
 
     MAIL, RCPT and DATA go in one write when the server offers PIPELINING (RFC
     2920), each after the last one's reply otherwise; the message then goes in
     one more write, its lines that start with "." doubled (RFC 5321, 4.5.2).
     """
+    sock = smtp.sock
+    if sock is None:  # closed by an earlier 421
+        raise smtplib.SMTPServerDisconnected("please run connect() first")
     smtp.ehlo_or_helo_if_needed()
     size = f" size={len(data)}" if smtp.has_extn("size") else ""
     commands = (
@@ -139,10 +160,12 @@ def _transaction(smtp: smtplib.SMTP, sender: str, recipient: str, data: bytes) -
     pipelining = smtp.has_extn("pipelining")
     if pipelining:
         smtp.send("".join(commands))
+        yield sock
     replies: list[tuple[int, bytes]] = []
     for command, accepted in zip(commands, _ACCEPTED, strict=True):
         if not pipelining:
             smtp.send(command)
+            yield sock
         replies.append(smtp.getreply())
         code = replies[-1][0]
         if code == 421 or (code not in accepted and not pipelining):  # no reply follows
@@ -162,6 +185,7 @@ def _transaction(smtp: smtplib.SMTP, sender: str, recipient: str, data: bytes) -
     if data.startswith(b".") or b"\n." in data:
         data = _LEADING_DOT.sub(b"..", data)
     smtp.send(data + (b".\r\n" if data.endswith(b"\r\n") else b"\r\n.\r\n"))
+    yield sock
     code, text = smtp.getreply()
     if code != 250:
         _reset(smtp, code)
@@ -231,13 +255,22 @@ class SMTPDeliverer:
                 self._smtp = None
 
     def send(self, data: bytes, sender: str, recipient: str, name: str) -> Outcome:
+        return finish(self.steps(data, sender, recipient))
+
+    def steps(self, data: bytes, sender: str, recipient: str) -> Steps:
+        """``send`` one step at a time, for several connections taken in turns
+        from one thread (see sending.Connections): the first connection, TLS
+        and login are made at once; the waits for the rate limit and for each
+        of the server's replies are yielded."""
         if self._dkim_key is not None and self.settings.dkim is not None:
             data = dkim_sign(data, self.settings.dkim, self._dkim_key)
-        self.throttle.wait()
+        delay = self.throttle.delay()
+        if delay:
+            yield delay
         try:
             if self._smtp is None:
                 self._smtp = self._connect()
-            _transaction(self._smtp, sender, recipient, data)
+            yield from _transaction(self._smtp, sender, recipient, data)
         except smtplib.SMTPRecipientsRefused as exc:
             code, text = exc.recipients[recipient]
             return classify(code, text)

@@ -1,44 +1,57 @@
 """Messages in flight on several connections at once (``smtp.connections``).
 
-Only the sending runs in worker threads, one a connection, each on a deliverer
-of its own; every result comes back to the thread that submitted it, so the
-ledger (SQLite) is written from one thread, in the same steps as with one
-connection.
+One thread takes every connection in turns: each send goes one step at a time
+(SMTPDeliverer.steps), and while the servers answer, the caller makes the next
+message and writes the ledger (SQLite), in the same steps as with one
+connection. No thread hands the interpreter to another, which cost more than
+making a message.
 """
 
 from __future__ import annotations
 
-import queue
-import threading
+import select
+import socket
+import time
+from collections import deque
 from collections.abc import Callable
+from dataclasses import dataclass
 from types import TracebackType
 from typing import Generic, TypeVar
 
-from feedpub.delivery import Deliverer, Outcome
+from feedpub.delivery import Deliverer, Outcome, SMTPDeliverer, Steps
 
 T = TypeVar("T")
 
-# A message to send: its key, data, sender, recipient and name.
-_Job = tuple[T, bytes, str, str, str]
+
+@dataclass(slots=True)
+class _Transfer(Generic[T]):
+    """A send under way: what it waits for, and until when (a reply that does
+    not come by then times out as the socket's own read would)."""
+
+    key: T
+    deliverer: Deliverer
+    steps: Steps
+    sock: socket.socket | None = None
+    until: float = 0.0
 
 
 class Connections(Generic[T]):
     """Up to ``size`` sends at once. The first deliverer is the caller's (it
     closes it); the others are made by ``connect`` when first needed and closed
-    here. A send that raises gives its exception back as its result.
+    here. A send that raises gives its exception back as its result. A
+    deliverer that is not an SMTPDeliverer sends at once, when submitted.
 
-    Each connection is a thread that takes the next message from one queue and
-    puts its result on another: two queue operations a message, no more."""
+    Writes to a server are made whole when a step begins; only the waits for
+    replies are taken in turns."""
 
     def __init__(self, first: Deliverer, connect: Callable[[], Deliverer], size: int) -> None:
         self.size = max(1, size)
-        self._first = first
         self._connect = connect
-        self._jobs: queue.SimpleQueue[_Job[T] | None] = queue.SimpleQueue()
-        self._done: queue.SimpleQueue[tuple[T, Outcome | Exception]] = queue.SimpleQueue()
-        self._workers: list[threading.Thread] = []
+        self._idle: list[Deliverer] = [first]
         self._made: list[Deliverer] = []
-        self._in_flight = 0
+        self._waiting: list[_Transfer[T]] = []
+        self._done: deque[tuple[T, Outcome | Exception]] = deque()
+        self._in_flight = 0  # submitted, and not yet given back by next_done
 
     def __len__(self) -> int:
         return self._in_flight
@@ -48,40 +61,71 @@ class Connections(Generic[T]):
         return self._in_flight >= self.size
 
     def submit(self, key: T, data: bytes, sender: str, recipient: str, name: str) -> None:
-        """Send ``data`` on an idle connection; ``key`` comes back with the result."""
-        if self._in_flight >= len(self._workers) < self.size:  # all busy: one more
-            deliverer = self._first
-            if self._workers:
-                deliverer = self._connect()  # connects when it first sends, in its worker
-                self._made.append(deliverer)
-            worker = threading.Thread(
-                target=self._work,
-                args=(deliverer,),
-                name=f"feedpub-smtp-{len(self._workers) + 1}",
-                daemon=True,
-            )
-            worker.start()
-            self._workers.append(worker)
+        """Start sending ``data`` on an idle connection; ``key`` comes back with the result."""
+        if self._idle:
+            deliverer = self._idle.pop()
+        else:  # all busy: one more, which connects when it first sends
+            deliverer = self._connect()
+            self._made.append(deliverer)
         self._in_flight += 1
-        self._jobs.put((key, data, sender, recipient, name))
+        if isinstance(deliverer, SMTPDeliverer):
+            self._step(_Transfer(key, deliverer, deliverer.steps(data, sender, recipient)))
+            return
+        result: Outcome | Exception
+        try:
+            result = deliverer.send(data, sender, recipient, name)
+        except Exception as error:
+            result = error
+        self._end(key, deliverer, result)
 
-    def _work(self, deliverer: Deliverer) -> None:
-        while (job := self._jobs.get()) is not None:
-            key, data, sender, recipient, name = job
-            result: Outcome | Exception
-            try:
-                result = deliverer.send(data, sender, recipient, name)
-            except Exception as error:
-                result = error
-            except BaseException as error:  # not to be lost in a worker thread
-                result = RuntimeError(str(error))
-            self._done.put((key, result))
+    def _step(self, transfer: _Transfer[T], error: Exception | None = None) -> None:
+        """Take the next step of ``transfer`` (``error`` raised where it waited)."""
+        try:
+            wait = transfer.steps.throw(error) if error else next(transfer.steps)
+        except StopIteration as done:
+            self._end(transfer.key, transfer.deliverer, done.value)
+            return
+        except Exception as failure:
+            self._end(transfer.key, transfer.deliverer, failure)
+            return
+        if isinstance(wait, float):
+            transfer.sock, transfer.until = None, time.monotonic() + wait
+        else:
+            timeout = wait.gettimeout()
+            transfer.sock = wait
+            transfer.until = time.monotonic() + (float("inf") if timeout is None else timeout)
+        self._waiting.append(transfer)
+
+    def _end(self, key: T, deliverer: Deliverer, result: Outcome | Exception) -> None:
+        self._idle.append(deliverer)
+        self._done.append((key, result))
 
     def next_done(self) -> tuple[T, Outcome | Exception]:
         """Wait for one send to finish: its key, and its outcome or exception."""
-        done = self._done.get()
+        while not self._done:
+            self._poll()
         self._in_flight -= 1
-        return done
+        return self._done.popleft()
+
+    def _poll(self) -> None:
+        """Wait until a server answers or a wait is over, and take those sends'
+        next steps."""
+        waiting = self._waiting
+        sockets = [t.sock for t in waiting if t.sock is not None]
+        timeout = max(0.0, min(t.until for t in waiting) - time.monotonic())
+        if sockets:
+            ready = set(select.select(sockets, [], [], timeout)[0])
+        else:
+            time.sleep(timeout)
+            ready = set()
+        now = time.monotonic()
+        for transfer in list(waiting):
+            if transfer.sock is not None and transfer.sock in ready:
+                waiting.remove(transfer)
+                self._step(transfer)
+            elif transfer.until <= now:
+                waiting.remove(transfer)
+                self._step(transfer, TimeoutError("timed out") if transfer.sock else None)
 
     def __enter__(self) -> Connections[T]:
         return self
@@ -93,9 +137,9 @@ class Connections(Generic[T]):
         trace: TracebackType | None,
     ) -> None:
         """Let the sends in flight finish, then close the connections made here."""
-        for _ in self._workers:
-            self._jobs.put(None)
-        for worker in self._workers:
-            worker.join()
-        for made in self._made:
-            made.close()
+        try:
+            while self._waiting:
+                self._poll()
+        finally:
+            for made in self._made:
+                made.close()

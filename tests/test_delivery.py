@@ -411,21 +411,14 @@ def test_an_untrusted_certificate_is_refused(tmp_path: Path, site: Config) -> No
 
 def test_throttle_spaces_sends() -> None:
     now = [0.0]
-    slept: list[float] = []
-
-    def sleep(seconds: float) -> None:
-        slept.append(seconds)
-        now[0] += seconds
-
-    throttle = Throttle(4, clock=lambda: now[0], sleep=sleep)  # at most 4 a second
+    throttle = Throttle(4, clock=lambda: now[0])  # at most 4 a second
+    waits: list[float] = []
     for work in (0.05, 0.06, 0.3, 0.0):
-        throttle.wait()
-        now[0] += work
-    assert slept == pytest.approx([0.2, 0.19])  # the last send came late enough
-    unlimited = Throttle(0, clock=lambda: 0.0, sleep=slept.append)
-    unlimited.wait()
-    unlimited.wait()
-    assert len(slept) == 2
+        waits.append(throttle.delay())
+        now[0] += waits[-1] + work
+    assert waits == pytest.approx([0.0, 0.2, 0.19, 0.0])  # the last send came late enough
+    unlimited = Throttle(0, clock=lambda: 0.0)
+    assert unlimited.delay() == unlimited.delay() == 0.0
 
 
 # The never-lose, never-repeat guarantees, with real processes.

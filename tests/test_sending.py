@@ -3,6 +3,7 @@ is checked and recorded as with one, and a server that is down stops them all.""
 
 from __future__ import annotations
 
+import time
 from dataclasses import replace
 
 import pytest
@@ -91,3 +92,27 @@ def test_a_bug_while_sending_is_raised_as_it_is_and_the_message_waits(
         with pytest.raises(RuntimeError, match="a bug in a deliverer"):
             sender.run()
     assert {s for s, _, _ in _statuses(config).values()} == {"pending"}
+
+
+def test_a_server_that_stops_answering_times_out_on_every_connection(
+    site: Config,  # noqa: F811
+) -> None:
+    """The connections wait for replies in turns, in one thread; a reply that
+    does not come within smtp.timeout fails as a read would, and the message waits."""
+    _subscribe(site)
+    with smtp_server(Behaviour(delay=2)) as server:
+        config = replace(site, smtp=_smtp(server.port, connections=2, timeout=0.3))
+        with pytest.raises(DeliveryError, match=r"cannot reach 127\.0\.0\.1:\d+: timed out"):
+            _send(config, SMTPDeliverer(config.smtp, None))  # type: ignore[arg-type]
+    assert {s for s, _, _ in _statuses(config).values()} == {"pending"}
+
+
+def test_each_connection_keeps_to_the_rate_limit(site: Config) -> None:  # noqa: F811
+    _subscribe(site)  # five: one of two connections sends three of them
+    with smtp_server() as server:
+        config = replace(site, smtp=_smtp(server.port, connections=2, rate_limit=10))
+        started = time.monotonic()
+        report = _send(config, SMTPDeliverer(config.smtp, None))  # type: ignore[arg-type]
+        elapsed = time.monotonic() - started
+    assert report.sent == 5 and len(server.handler.peers) == 2
+    assert elapsed >= 0.2  # three sends a tenth of a second apart
