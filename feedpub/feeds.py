@@ -107,11 +107,12 @@ def plan_feeds(
             tuple(published[: feeds.limit]),
         )
     ]
+    slugs: dict[str, str] = {}  # a site has few terms and many posts: slug each once
     for taxonomy in feeds.taxonomies:
         members: dict[str, list[Post]] = {}
         spellings: defaultdict[str, Counter[str]] = defaultdict(Counter)
         for post in published:
-            for slug, name in terms_of(post, taxonomy).items():
+            for slug, name in terms_of(post, taxonomy, slugs).items():
                 members.setdefault(slug, []).append(post)
                 spellings[slug][name] += 1
         for slug in sorted(members):
@@ -127,10 +128,19 @@ def _most_used(spellings: Counter[str]) -> str:
     return min(spellings.items(), key=lambda pair: (-pair[1], pair[0]))[0]
 
 
-def terms_of(post: Post, taxonomy: str) -> dict[str, str]:
-    """The post's terms in ``taxonomy`` as spelled there, by slug."""
+def terms_of(post: Post, taxonomy: str, slugs: dict[str, str] | None = None) -> dict[str, str]:
+    """The post's terms in ``taxonomy`` as spelled there, by slug; ``slugs``
+    remembers each name's slug for a caller that asks for many posts."""
     names = post.tags if taxonomy == "tags" else post.categories
-    return {term_slug(n): n for n in names}
+    if slugs is None:
+        return {term_slug(n): n for n in names}
+    terms: dict[str, str] = {}
+    for name in names:
+        slug = slugs.get(name)
+        if slug is None:
+            slug = slugs[name] = term_slug(name)
+        terms[slug] = name
+    return terms
 
 
 def updated(items: Sequence[RenderedPost]) -> datetime:
