@@ -14,7 +14,7 @@ from collections.abc import Set as AbstractSet
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 from premailer import Premailer
 
@@ -81,6 +81,38 @@ def plan_issue(
     return IssuePlan(tuple(new[:max_posts]), tuple(post.id for post in new))
 
 
+class _Inliner(Premailer):  # type: ignore[misc]  # premailer has no type hints
+    """premailer, with each stylesheet's rules worked out once for every issue and
+    variant inlined with it rather than once each: premailer parses a stylesheet
+    once, but writes its rules out again every time, which cost more than the
+    rest of inlining. What it writes depends on the stylesheet and the settings
+    alone (inline_css always passes the same)."""
+
+    _rules: ClassVar[dict[tuple[str, int], tuple[list[Any], list[Any]]]] = {}
+    _leftover_css: ClassVar[dict[int, tuple[list[Any], str]]] = {}
+
+    def _parse_style_rules(self, css_body: str, ruleset_index: int) -> tuple[list[Any], list[Any]]:
+        key = (css_body, ruleset_index)
+        if key not in self._rules:
+            if len(self._rules) >= _STYLESHEETS_KEPT:
+                self._rules.clear()
+                self._leftover_css.clear()
+            self._rules[key] = super()._parse_style_rules(css_body, ruleset_index)
+        return self._rules[key]
+
+    def _css_rules_to_string(self, rules: list[Any]) -> str:
+        """The rules left in a <style> block (``@media`` ones), written once for
+        each list _parse_style_rules kept."""
+        kept = self._leftover_css.get(id(rules))
+        if kept is None or kept[0] is not rules:
+            kept = self._leftover_css[id(rules)] = (rules, super()._css_rules_to_string(rules))
+        return kept[1]
+
+
+# Stylesheets whose rules _Inliner keeps: a site has one for its issues.
+_STYLESHEETS_KEPT = 8
+
+
 def inline_css(html: str) -> str:
     """Move the CSS into style attributes, as most email clients need.
 
@@ -91,7 +123,7 @@ def inline_css(html: str) -> str:
     for Outlook themselves (width="552" on a fluid image), so that stays off.
     """
     return str(
-        Premailer(
+        _Inliner(
             html,
             allow_network=False,
             base_url=None,
