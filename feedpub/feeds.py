@@ -131,11 +131,9 @@ def _most_used(spellings: Counter[str]) -> str:
 def terms_of(post: Post, taxonomy: str, slugs: dict[str, str] | None = None) -> dict[str, str]:
     """The post's terms in ``taxonomy`` as spelled there, by slug; ``slugs``
     remembers each name's slug for a caller that asks for many posts."""
-    names = post.tags if taxonomy == "tags" else post.categories
-    if slugs is None:
-        return {term_slug(n): n for n in names}
+    slugs = {} if slugs is None else slugs
     terms: dict[str, str] = {}
-    for name in names:
+    for name in post.tags if taxonomy == "tags" else post.categories:
         slug = slugs.get(name)
         if slug is None:
             slug = slugs[name] = term_slug(name)
