@@ -69,3 +69,7 @@ class WebhookRefused(FeedpubError):
         self.status = status
         self.reason = reason
         super().__init__(reason)
+
+
+class MailboxError(FeedpubError):
+    """A bounce mailbox (Maildir, mbox or IMAP folder) cannot be read or changed."""
