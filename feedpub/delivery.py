@@ -82,9 +82,16 @@ class Throttle:
         return at - now
 
 
-# What a send waits for before its next step: the server's reply on a socket, or
-# (a float) the seconds the rate limit asks for.
-Wait = socket.socket | float
+@dataclass(frozen=True, slots=True)
+class Room:
+    """A wait for room to write more of a message on ``sock``."""
+
+    sock: socket.socket
+
+
+# What a send waits for before its next step: the server's reply on a socket,
+# room to write on one, or (a float) the seconds the rate limit asks for.
+Wait = socket.socket | Room | float
 # A send one step at a time (SMTPDeliverer.steps): the waits, then the outcome.
 Steps = Generator[Wait, None, Outcome]
 
@@ -137,11 +144,28 @@ def _reset(smtp: smtplib.SMTP, code: int) -> None:
             smtp.rset()
 
 
+def _write(smtp: smtplib.SMTP, sock: socket.socket, data: bytes) -> Generator[Wait, None, None]:
+    """Write ``data`` whole, as smtplib's send does, yielding a wait for room on
+    ``sock`` whenever its buffer is full: a socket with a timeout takes what
+    fits. A TLS socket, or one without a timeout, writes it all at once."""
+    if isinstance(sock, ssl.SSLSocket) or sock.gettimeout() is None:
+        smtp.send(data)
+        return
+    view = memoryview(data)
+    try:
+        while view := view[sock.send(view) :]:
+            yield Room(sock)
+    except OSError:
+        smtp.close()
+        raise smtplib.SMTPServerDisconnected("Server not connected") from None
+
+
 def _transaction(
     smtp: smtplib.SMTP, sender: str, recipient: str, data: bytes
-) -> Generator[socket.socket, None, None]:
+) -> Generator[Wait, None, None]:
     """One message to one recipient, raising what smtplib's sendmail raises;
-    yields the socket before each wait for the server's replies.
+    yields the socket before each wait for the server's replies, and the waits
+    for room to write the message.
 
     MAIL, RCPT and DATA go in one write when the server offers PIPELINING (RFC
     2920), each after the last one's reply otherwise; the message then goes in
@@ -184,7 +208,7 @@ def _transaction(
             raise refusal(code, text)
     if data.startswith(b".") or b"\n." in data:
         data = _LEADING_DOT.sub(b"..", data)
-    smtp.send(data + (b".\r\n" if data.endswith(b"\r\n") else b"\r\n.\r\n"))
+    yield from _write(smtp, sock, data + (b".\r\n" if data.endswith(b"\r\n") else b"\r\n.\r\n"))
     yield sock
     code, text = smtp.getreply()
     if code != 250:
@@ -260,8 +284,8 @@ class SMTPDeliverer:
     def steps(self, data: bytes, sender: str, recipient: str) -> Steps:
         """``send`` one step at a time, for several connections taken in turns
         from one thread (see sending.Connections): the first connection, TLS
-        and login are made at once; the waits for the rate limit and for each
-        of the server's replies are yielded."""
+        and login are made at once; the waits for the rate limit, for each of
+        the server's replies and for room to write the message are yielded."""
         if self._dkim_key is not None and self.settings.dkim is not None:
             data = dkim_sign(data, self.settings.dkim, self._dkim_key)
         delay = self.throttle.delay()

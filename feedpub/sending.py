@@ -18,20 +18,22 @@ from dataclasses import dataclass
 from types import TracebackType
 from typing import Generic, TypeVar
 
-from feedpub.delivery import Deliverer, Outcome, SMTPDeliverer, Steps
+from feedpub.delivery import Deliverer, Outcome, Room, SMTPDeliverer, Steps
 
 T = TypeVar("T")
 
 
 @dataclass(slots=True)
 class _Transfer(Generic[T]):
-    """A send under way: what it waits for, and until when (a reply that does
-    not come by then times out as the socket's own read would)."""
+    """A send under way: the socket it waits on (to read, or to write when
+    ``room``), and until when (a wait that lasts past then times out as the
+    socket's own read or write would)."""
 
     key: T
     deliverer: Deliverer
     steps: Steps
     sock: socket.socket | None = None
+    room: bool = False
     until: float = 0.0
 
 
@@ -41,8 +43,9 @@ class Connections(Generic[T]):
     here. A send that raises gives its exception back as its result. A
     deliverer that is not an SMTPDeliverer sends at once, when submitted.
 
-    Writes to a server are made whole when a step begins; only the waits for
-    replies are taken in turns."""
+    A message is written as far as the connection's buffer takes it, then
+    waits its turn for room like the others wait for replies (one over TLS
+    is written whole)."""
 
     def __init__(self, first: Deliverer, connect: Callable[[], Deliverer], size: int) -> None:
         self.size = max(1, size)
@@ -91,8 +94,9 @@ class Connections(Generic[T]):
         if isinstance(wait, float):
             transfer.sock, transfer.until = None, time.monotonic() + wait
         else:
-            timeout = wait.gettimeout()
-            transfer.sock = wait
+            transfer.room = isinstance(wait, Room)
+            transfer.sock = wait.sock if isinstance(wait, Room) else wait
+            timeout = transfer.sock.gettimeout()
             transfer.until = time.monotonic() + (float("inf") if timeout is None else timeout)
         self._waiting.append(transfer)
 
@@ -111,10 +115,12 @@ class Connections(Generic[T]):
         """Wait until a server answers or a wait is over, and take those sends'
         next steps."""
         waiting = self._waiting
-        sockets = [t.sock for t in waiting if t.sock is not None]
+        reads = [t.sock for t in waiting if t.sock is not None and not t.room]
+        writes = [t.sock for t in waiting if t.sock is not None and t.room]
         timeout = max(0.0, min(t.until for t in waiting) - time.monotonic())
-        if sockets:
-            ready = set(select.select(sockets, [], [], timeout)[0])
+        if reads or writes:
+            readable, writable, _ = select.select(reads, writes, [], timeout)
+            ready = {*readable, *writable}
         else:
             time.sleep(timeout)
             ready = set()

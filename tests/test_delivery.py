@@ -512,8 +512,8 @@ def test_data_reaches_the_server_as_it_was_sent(body: bytes, serve: Callable[...
     assert received.data == expected
 
 
-# Writes for a message, a refused one (its RSET included) and another message.
-@pytest.mark.parametrize(("serve", "writes"), [(smtp_server, 4 + 3 + 4), (pipelining_server, 6)])
+# Command writes for a message, a refused one (its RSET included) and another.
+@pytest.mark.parametrize(("serve", "writes"), [(smtp_server, 3 + 3 + 3), (pipelining_server, 4)])
 def test_mail_rcpt_and_data_go_in_one_write_when_the_server_pipelines(
     monkeypatch: pytest.MonkeyPatch, serve: Callable[..., Server], writes: int
 ) -> None:

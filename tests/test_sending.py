@@ -3,15 +3,19 @@ is checked and recorded as with one, and a server that is down stops them all.""
 
 from __future__ import annotations
 
+import socket
 import time
 from dataclasses import replace
+from typing import Any
 
 import pytest
 
+from feedpub import delivery
 from feedpub.config import Config
-from feedpub.delivery import Outcome, SMTPDeliverer
+from feedpub.delivery import Outcome, Room, SMTPDeliverer
 from feedpub.errors import DeliveryError
 from feedpub.pipeline import DigestSender
+from feedpub.sending import Connections
 from feedpub.store import Store
 from tests.conftest import NOW
 from tests.smtpd import Behaviour, free_port, smtp_server
@@ -116,3 +120,42 @@ def test_each_connection_keeps_to_the_rate_limit(site: Config) -> None:  # noqa:
         elapsed = time.monotonic() - started
     assert report.sent == 5 and len(server.handler.peers) == 2
     assert elapsed >= 0.2  # three sends a tenth of a second apart
+
+
+def test_a_message_larger_than_the_socket_buffer_waits_its_turn_to_be_written(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A big message is written as far as each connection takes it, the rest
+    when there is room, while the others go on; each arrives whole."""
+    connect = socket.create_connection
+    waits: list[Room] = []
+
+    def small_buffer(*args: Any, **kwargs: Any) -> socket.socket:
+        made = connect(*args, **kwargs)
+        made.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4096)
+        return made
+
+    def counted(sock: socket.socket) -> Room:
+        waits.append(Room(sock))
+        return waits[-1]
+
+    monkeypatch.setattr(socket, "create_connection", small_buffer)
+    monkeypatch.setattr(delivery, "Room", counted)
+    body = b"".join(b"line %07d of a long message\r\n" % n for n in range(20_000))  # 600 kB
+    with smtp_server() as server:
+        settings = _smtp(server.port)
+        first = SMTPDeliverer(settings, None)
+        with Connections[int](first, lambda: SMTPDeliverer(settings, None), 3) as pool:
+            for n in range(3):
+                data = b"Subject: big %d\r\n\r\n" % n + body
+                pool.submit(n, data, "digest@example.org", f"reader{n}@example.net", f"big{n}")
+            results = sorted((pool.next_done() for _ in range(3)), key=lambda done: done[0])
+        first.close()
+    assert [(n, outcome) for n, outcome in results] == [
+        (n, Outcome("sent", "250 accepted")) for n in range(3)
+    ]
+    assert waits  # the buffer was full, and the message waited for room
+    received = {r.recipients[0]: r.data for r in server.handler.received}
+    assert received == {
+        f"reader{n}@example.net": b"Subject: big %d\r\n\r\n" % n + body for n in range(3)
+    }
