@@ -6,8 +6,9 @@ For each size (default 1,000 and 10,000 subscribers), each smtp.connections
 (default 1, 2, 4 and 8) and each of RUNS runs (default 3), builds a fresh state
 file with that many active subscribers, starts a sink on loopback (Postfix's
 smtp-sink, else aiosmtpd's Sink handler) and times one full send (compose,
-render, record, deliver every message, each delivery committed before and
-after). Prints the median rate and CPU per recipient. Run by hand.
+render, record, deliver every message, each delivery committed before it
+leaves and its answer with the next one's). Prints the median rate and CPU per
+recipient. Run by hand.
 """
 
 from __future__ import annotations

@@ -9,6 +9,7 @@ making a message.
 
 from __future__ import annotations
 
+import math
 import select
 import socket
 import time
@@ -97,7 +98,7 @@ class Connections(Generic[T]):
             transfer.room = isinstance(wait, Room)
             transfer.sock = wait.sock if isinstance(wait, Room) else wait
             timeout = transfer.sock.gettimeout()
-            transfer.until = time.monotonic() + (float("inf") if timeout is None else timeout)
+            transfer.until = time.monotonic() + (math.inf if timeout is None else timeout)
         self._waiting.append(transfer)
 
     def _end(self, key: T, deliverer: Deliverer, result: Outcome | Exception) -> None:
@@ -115,23 +116,24 @@ class Connections(Generic[T]):
         """Wait until a server answers or a wait is over, and take those sends'
         next steps."""
         waiting = self._waiting
-        reads = [t.sock for t in waiting if t.sock is not None and not t.room]
-        writes = [t.sock for t in waiting if t.sock is not None and t.room]
-        timeout = max(0.0, min(t.until for t in waiting) - time.monotonic())
-        if reads or writes:
-            readable, writable, _ = select.select(reads, writes, [], timeout)
-            ready = {*readable, *writable}
-        else:
-            time.sleep(timeout)
-            ready = set()
+        poller = select.poll()
+        for transfer in waiting:
+            if transfer.sock is not None:
+                poller.register(transfer.sock, select.POLLOUT if transfer.room else select.POLLIN)
+        wait = min(t.until for t in waiting) - time.monotonic()
+        ready = {
+            fd
+            for fd, _ in poller.poll(None if wait == math.inf else max(0, math.ceil(wait * 1000)))
+        }
         now = time.monotonic()
         for transfer in list(waiting):
-            if transfer.sock is not None and transfer.sock in ready:
+            if transfer.sock is not None and transfer.sock.fileno() in ready:
                 waiting.remove(transfer)
                 self._step(transfer)
             elif transfer.until <= now:
                 waiting.remove(transfer)
-                self._step(transfer, TimeoutError("timed out") if transfer.sock else None)
+                timed_out = TimeoutError("timed out") if transfer.sock is not None else None
+                self._step(transfer, timed_out)
 
     def __enter__(self) -> Connections[T]:
         return self
