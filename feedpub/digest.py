@@ -14,7 +14,7 @@ from collections.abc import Set as AbstractSet
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any
 
 from premailer import Premailer
 
@@ -81,40 +81,43 @@ def plan_issue(
     return IssuePlan(tuple(new[:max_posts]), tuple(post.id for post in new))
 
 
-class _Inliner(Premailer):  # type: ignore[misc]  # premailer has no type hints
-    """premailer, with each stylesheet's rules worked out once for every issue and
-    variant inlined with it rather than once each: premailer parses a stylesheet
-    once, but writes its rules out again every time, which cost more than the
-    rest of inlining. What it writes depends on the stylesheet and the settings
-    alone (inline_css always passes the same)."""
+class StyleRules:
+    """Stylesheets' rules as premailer writes them out, kept for every issue and
+    variant inlined with them: premailer parses a stylesheet once, but writes
+    its rules out again on every transform, which cost more than the rest of
+    inlining. What it writes depends on the stylesheet and the settings alone,
+    and inline_css always passes the same."""
 
-    _rules: ClassVar[dict[tuple[str, int], tuple[list[Any], list[Any]]]] = {}
-    _leftover_css: ClassVar[dict[int, tuple[list[Any], str]]] = {}
+    def __init__(self) -> None:
+        self.rules: dict[tuple[str, int], tuple[list[Any], list[Any]]] = {}
+        self.leftover: dict[int, tuple[list[Any], str]] = {}
+
+
+class _Inliner(Premailer):  # type: ignore[misc]  # premailer has no type hints
+    """premailer, reading and keeping the rules it writes out in ``kept``."""
+
+    def __init__(self, html: str, kept: StyleRules, **options: Any) -> None:
+        super().__init__(html, **options)
+        self.kept = kept
 
     def _parse_style_rules(self, css_body: str, ruleset_index: int) -> tuple[list[Any], list[Any]]:
         key = (css_body, ruleset_index)
-        if key not in self._rules:
-            if len(self._rules) >= _STYLESHEETS_KEPT:
-                self._rules.clear()
-                self._leftover_css.clear()
-            self._rules[key] = super()._parse_style_rules(css_body, ruleset_index)
-        return self._rules[key]
+        if key not in self.kept.rules:
+            self.kept.rules[key] = super()._parse_style_rules(css_body, ruleset_index)
+        return self.kept.rules[key]
 
     def _css_rules_to_string(self, rules: list[Any]) -> str:
         """The rules left in a <style> block (``@media`` ones), written once for
         each list _parse_style_rules kept."""
-        kept = self._leftover_css.get(id(rules))
+        kept = self.kept.leftover.get(id(rules))
         if kept is None or kept[0] is not rules:
-            kept = self._leftover_css[id(rules)] = (rules, super()._css_rules_to_string(rules))
+            kept = self.kept.leftover[id(rules)] = (rules, super()._css_rules_to_string(rules))
         return kept[1]
 
 
-# Stylesheets whose rules _Inliner keeps: a site has one for its issues.
-_STYLESHEETS_KEPT = 8
-
-
-def inline_css(html: str) -> str:
-    """Move the CSS into style attributes, as most email clients need.
+def inline_css(html: str, kept: StyleRules | None = None) -> str:
+    """Move the CSS into style attributes, as most email clients need; the
+    stylesheets' rules are read from ``kept`` when it has them, and kept there.
 
     ``@media`` rules (dark mode, narrow screens) cannot be inlined: premailer keeps
     them in a <style> block, and strip_important=False keeps their ``!important``,
@@ -125,6 +128,7 @@ def inline_css(html: str) -> str:
     return str(
         _Inliner(
             html,
+            StyleRules() if kept is None else kept,
             allow_network=False,
             base_url=None,
             strip_important=False,
@@ -143,13 +147,14 @@ def subject_line(pattern: str, **fields: object) -> str:
 class IssueTemplates:
     """An issue's templates and stylesheet, loaded and compiled once for every
     issue and variant rendered with them (compiling them costs more than
-    rendering an issue)."""
+    rendering an issue), and the stylesheet's rules as inlining writes them."""
 
     def __init__(self, templates_dir: Path, name: str) -> None:
         self.name = name
         self.environment = templating.environment(templates_dir, wrap=_wrap_filter)
         css_file = template_path(templates_dir, f"{name}.css")
         self.css = css_file.read_text(encoding="utf-8") if css_file.is_file() else ""
+        self.style_rules = StyleRules()
 
 
 def render_issue(
@@ -188,7 +193,8 @@ def render_issue(
         "language": site.language.lower(),
     }
     html = inline_css(
-        templating.render(templates.environment, f"{templates.name}.html.j2", context)
+        templating.render(templates.environment, f"{templates.name}.html.j2", context),
+        templates.style_rules,
     )
     text = templating.render(templates.environment, f"{templates.name}.txt.j2", context)
     return Issue(number, now, subject, html, text)
