@@ -178,8 +178,10 @@ def _message_id_line(identifier: str) -> bytes:
 def _base64_lines(data: bytes) -> bytes:
     """``data`` in base64 lines of 76 characters (57 bytes each, so one encoding
     cut every 76 characters is the same), each ending CRLF; nothing for no data."""
+    if len(data) <= _LINE_BYTES:  # most often: the lines around a value
+        return binascii.b2a_base64(data, newline=False) + b"\r\n" if data else b""
     lines = _BASE64_LINE.findall(binascii.b2a_base64(data, newline=False))
-    return b"\r\n".join(lines) + b"\r\n" if lines else b""
+    return b"\r\n".join(lines) + b"\r\n"
 
 
 def _base64_part(text: str) -> bytes:
@@ -241,9 +243,12 @@ class _PartMaker:
     def make(self, values: dict[str, str]) -> bytes:
         escape = html.escape if self.markup else str
         filled = [escape(values[key]) for key in self._keys]
-        if not self._exact or any(
-            "\r" in value or "\n" in value or any(end in value for end in _PLACEHOLDER_ENDS)
-            for value in filled
+        every = "\0".join(filled)  # no placeholder's end spans a NUL
+        if (
+            not self._exact
+            or "\r" in every
+            or "\n" in every
+            or any(end in every for end in _PLACEHOLDER_ENDS)
         ):
             return _base64_part(personalise(self.template, values, markup=self.markup))
         encoded, out, pending = self._encoded, [], b""
