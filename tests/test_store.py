@@ -42,7 +42,7 @@ def test_an_older_world_readable_state_is_tightened(tmp_path: Path, umask: int) 
 def test_schema_versions(tmp_path: Path) -> None:
     path = tmp_path / "state.db"
     with Store(path) as store:
-        assert store.schema_version == len(MIGRATIONS) == 4
+        assert store.schema_version == len(MIGRATIONS) == 5
     older = tmp_path / "older.db"  # a file from before the runs table: migrated on open
     db = sqlite3.connect(older)
     for statement in MIGRATIONS[0].split(";"):
@@ -55,7 +55,7 @@ def test_schema_versions(tmp_path: Path) -> None:
     db.commit()
     db.close()
     with Store(older) as store:
-        assert store.schema_version == 4
+        assert store.schema_version == 5
         assert store.last_success("digest") is None
         assert [s.email for s in store.subscribers()] == ["a@example.org"]
     db = sqlite3.connect(path)
@@ -122,3 +122,11 @@ def test_an_issue_is_read_back_as_recorded_for_each_variant(tmp_path: Path) -> N
     with Store(tmp_path / "state.db") as store:
         assert store.issue(1, "") == whole and store.issue(1, "llm") == tagged
         assert store.issue(1, "robots") is None and store.issue(2, "") is None
+
+
+def test_unfinished_issues_are_found_by_the_index_of_open_deliveries(tmp_path: Path) -> None:
+    """The index holds open deliveries only, and the look-up of them reads it."""
+    with Store(tmp_path / "state.db") as store:
+        query = "SELECT DISTINCT issue FROM deliveries WHERE status IN ('pending', 'sending')"
+        plan = " ".join(str(row[3]) for row in store._db.execute(f"EXPLAIN QUERY PLAN {query}"))
+    assert "deliveries_open" in plan, plan

@@ -90,4 +90,11 @@ MIGRATIONS: tuple[str, ...] = (
         retired_at TEXT NOT NULL
     );
     """,
+    # Open deliveries only, by issue: a send's two status changes a message
+    # ('pending' to 'sending', 'sending' to 'sent') moved an entry of the old
+    # index each, across its pages; now they touch one entry, or drop it.
+    """
+    DROP INDEX deliveries_open;
+    CREATE INDEX deliveries_open ON deliveries (issue) WHERE status IN ('pending', 'sending');
+    """,
 )
