@@ -232,6 +232,7 @@ class _PartMaker:
         self.markup = markup
         pieces = _PLACEHOLDER.split(b"\r\n".join(template.encode().splitlines()) + b"\r\n")
         self._fixed = pieces[0::2]
+        self._sizes = [len(fixed) for fixed in self._fixed]
         self._keys = [_KEYS[placeholder] for placeholder in pieces[1::2]]
         last = len(self._fixed) - 1
         self._exact = "\r" not in template and not any(
@@ -241,11 +242,15 @@ class _PartMaker:
         self._encoded: dict[tuple[int, int], bytes] = {}
 
     def make(self, values: dict[str, str]) -> bytes:
-        escape = html.escape if self.markup else str
-        filled = [escape(values[key]) for key in self._keys]
-        every = "\0".join(filled)  # no placeholder's end spans a NUL
+        # The values in one string, NUL between them: escaped, encoded and checked
+        # at once (no placeholder's end spans a NUL).
+        every = "\0".join([values[key] for key in self._keys])
+        if self.markup:
+            every = html.escape(every)
+        filled = every.encode().split(b"\0") if self._keys else []
         if (
             not self._exact
+            or len(filled) != len(self._keys)  # a value with a NUL of its own
             or "\r" in every
             or "\n" in every
             or any(end in every for end in _PLACEHOLDER_ENDS)
@@ -254,14 +259,15 @@ class _PartMaker:
         encoded, out, pending = self._encoded, [], b""
         for n, fixed in enumerate(self._fixed):
             if n:
-                pending += filled[n - 1].encode()
+                pending += filled[n - 1]
             start = -len(pending) % _LINE_BYTES  # where the piece's first whole line starts
-            if len(fixed) < start:
+            size = self._sizes[n]
+            if size < start:
                 pending += fixed
                 continue
             if pending:
                 out.append(_base64_lines(pending + fixed[:start]))
-            end = len(fixed) - (len(fixed) - start) % _LINE_BYTES
+            end = size - (size - start) % _LINE_BYTES
             lines = encoded.get((n, start))
             if lines is None:
                 lines = encoded[n, start] = _base64_lines(fixed[start:end])
