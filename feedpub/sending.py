@@ -116,6 +116,11 @@ class Connections(Generic[T]):
         """Wait until a server answers or a wait is over, and take those sends'
         next steps."""
         waiting = self._waiting
+        if len(waiting) == 1 and waiting[0].sock is not None:
+            # One socket to wait on: its own read or write waits, and times out,
+            # as the poll below would.
+            self._step(waiting.pop())
+            return
         poller = select.poll()
         for transfer in waiting:
             if transfer.sock is not None:

@@ -4,7 +4,7 @@ recipient, and when each scheduled job last ran."""
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 
 from feedpub.errors import StateError
@@ -20,7 +20,9 @@ def _delivery(row: sqlite3.Row) -> Delivery:
     return Delivery(**{name: row[name] for name in Delivery.__slots__})
 
 
-def _record(db: sqlite3.Connection, settled: Iterable[Settled], stamp: str) -> None:
+def _record(db: sqlite3.Connection, settled: Sequence[Settled], stamp: str) -> None:
+    if not settled:
+        return
     db.executemany(
         "UPDATE deliveries SET status = ?, last_reply = ?, updated_at = ?"
         " WHERE issue = ? AND subscriber = ?",
@@ -140,7 +142,7 @@ class Ledger(Database):
         self,
         delivery: Delivery,
         now: datetime,
-        settled: Iterable[Settled] = (),
+        settled: Sequence[Settled] = (),
         *,
         check: bool = True,
     ) -> str | None:
@@ -163,7 +165,7 @@ class Ledger(Database):
                 _record(db, [(delivery, "skipped", reason)], stamp)
         return reason
 
-    def record_settled(self, settled: Iterable[Settled], now: datetime) -> None:
+    def record_settled(self, settled: Sequence[Settled], now: datetime) -> None:
         """Record what became of deliveries ('sent', 'failed', 'pending' again)."""
         with self._transaction() as db:
             _record(db, settled, _stamp(now))
