@@ -90,22 +90,40 @@ def with_default_name(newsletter: NewsletterConfig, language: str) -> Newsletter
     return replace(newsletter, default_name=load_catalog(language).gettext("there"))
 
 
-def _values(recipient: Recipient, newsletter: NewsletterConfig) -> dict[str, str]:
+# What quote() never encodes: a token of these goes into a URL as it is.
+_URL_PLAIN = re.compile(r"[A-Za-z0-9_.~-]*")
+
+
+class _Urls:
+    """A newsletter's unsubscribe and manage URLs split at ``{token}``, each part
+    as _ascii_url writes it: a recipient's URL is their token, so written,
+    between the parts (quote() writes each character on its own)."""
+
+    def __init__(self, newsletter: NewsletterConfig) -> None:
+        self.unsubscribe = [
+            _ascii_url(part) for part in newsletter.unsubscribe_url.split("{token}")
+        ]
+        self.manage = [_ascii_url(part) for part in newsletter.manage_url.split("{token}")]
+
+
+def _values(recipient: Recipient, newsletter: NewsletterConfig, urls: _Urls) -> dict[str, str]:
     """What fills the placeholders of an issue for ``recipient``."""
+    token = recipient.token
+    quoted = token if _URL_PLAIN.fullmatch(token) else _ascii_url(token)
     return {
         "name": _clean(recipient.name) or newsletter.default_name or "",
         "email": recipient.email,
-        "unsubscribe_url": _ascii_url(
-            newsletter.unsubscribe_url.replace("{token}", recipient.token)
-        ),
-        "manage_url": _ascii_url(newsletter.manage_url.replace("{token}", recipient.token)),
+        "unsubscribe_url": quoted.join(urls.unsubscribe),
+        "manage_url": quoted.join(urls.manage),
     }
 
 
 def _list_unsubscribe(
     recipient: Recipient, unsubscribe_url: str, newsletter: NewsletterConfig
 ) -> str:
-    mailto = f"mailto:{newsletter.unsubscribe_email}?subject=unsubscribe%20{quote(recipient.token)}"
+    token = recipient.token
+    quoted = token if _URL_PLAIN.fullmatch(token) else quote(token)
+    mailto = f"mailto:{newsletter.unsubscribe_email}?subject=unsubscribe%20{quoted}"
     return f"<{unsubscribe_url}>, <{mailto}>"
 
 
@@ -117,7 +135,7 @@ def _boundary(message_id: str) -> str:
 def build_message(issue: Issue, recipient: Recipient, newsletter: NewsletterConfig) -> EmailMessage:
     """The finished message for one recipient (``MessageMaker`` makes its bytes
     faster, for sending)."""
-    values = _values(recipient, newsletter)
+    values = _values(recipient, newsletter, _Urls(newsletter))
     message = EmailMessage(policy=SMTP_POLICY)
     message["From"] = Address(_clean(newsletter.sender_name), addr_spec=newsletter.sender_email)
     message["To"] = Address(_clean(recipient.name), addr_spec=recipient.email)
@@ -298,13 +316,14 @@ class MessageMaker:
         self._mime = fold("List-Unsubscribe-Post", "List-Unsubscribe=One-Click") + fold(
             "MIME-Version", "1.0"
         )
+        self._urls = _Urls(newsletter)
         self._text = _PartMaker(issue.text, markup=False)
         self._html = _PartMaker(issue.html, markup=True)
 
     def make(self, recipient: Recipient) -> tuple[bytes, str]:
         """The message for ``recipient``, and its name (see ``message_name``)."""
         newsletter = self.newsletter
-        values = _values(recipient, newsletter)
+        values = _values(recipient, newsletter, self._urls)
         identifier = message_id(self.issue, recipient, newsletter)
         boundary = _boundary(identifier).encode()
         unsubscribe = _list_unsubscribe(recipient, values["unsubscribe_url"], newsletter)

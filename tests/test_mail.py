@@ -3,8 +3,10 @@ read (RFC 5322, 2369, 8058) and Message-IDs that never collide."""
 
 from __future__ import annotations
 
+import html
 import re
 from dataclasses import replace
+from urllib.parse import quote
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -13,7 +15,7 @@ from feedpub.config import Config, NewsletterConfig
 from feedpub.digest import PLACEHOLDERS
 from feedpub.mail import MessageMaker, build_message, message_name
 from feedpub.model import Issue, Recipient
-from tests.test_digest import ADA, _parse
+from tests.test_digest import ADA, _html, _parse
 
 
 def test_message_headers(config: Config, issue: Issue) -> None:
@@ -113,3 +115,16 @@ def test_the_fast_maker_fills_in_placeholders_as_build_message_does(
                 maker.make(recipient)[0]
                 == build_message(each, recipient, config.newsletter).as_bytes()
             )
+
+
+def test_a_token_goes_into_the_urls_as_the_whole_url_would_be_quoted(
+    config: Config, issue: Issue
+) -> None:
+    assert config.newsletter is not None
+    template = "https://example.org/u/{token}?again={token}&note=ä b"
+    newsletter = replace(config.newsletter, unsubscribe_url=template)
+    for token in ("tok-ada", "tok/ä b%", "~x.y_z"):
+        message = build_message(issue, replace(ADA, token=token), newsletter)
+        expected = quote(template.replace("{token}", token), safe=":/?#[]@!$&'()*+,;=%~")
+        assert str(message["List-Unsubscribe"]).startswith(f"<{expected}>, <mailto:")
+        assert html.escape(expected) in _html(message)
