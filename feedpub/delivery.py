@@ -105,7 +105,7 @@ def finish(steps: Steps) -> Outcome:
         except StopIteration as done:
             outcome: Outcome = done.value
             return outcome
-        if isinstance(wait, float):
+        if not isinstance(wait, socket.socket | Room):
             time.sleep(wait)
 
 

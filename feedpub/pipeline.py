@@ -7,7 +7,6 @@ and mailed from the record. ``run_once`` builds the feeds and sends a due digest
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable, Iterable, Mapping
 from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, field, replace
@@ -171,7 +170,6 @@ class DigestSender:
         deliverer: Deliverer,
         *,
         clock: Callable[[], datetime],
-        sleep: Callable[[float], None] = time.sleep,
         progress: Progress | None = None,
         stop: Callable[[], bool] = lambda: False,
         connect: Callable[[], Deliverer] | None = None,
@@ -183,7 +181,6 @@ class DigestSender:
         self.store = store
         self.deliverer = deliverer
         self.clock = clock
-        self.sleep = sleep
         self.progress = progress
         self.stop = stop
         smtp = config.smtp
@@ -309,24 +306,32 @@ class DigestSender:
         return makers[key].make(Recipient(delivery.email, delivery.name, delivery.token))
 
     def _start(
-        self, pool: Connections[_Sending], run: _Run, sending: _Sending, *, check: bool = True
+        self,
+        pool: Connections[_Sending],
+        run: _Run,
+        sending: _Sending,
+        *,
+        check: bool = True,
+        after: float = 0.0,
     ) -> str | None:
         """Record the answers settled so far and mark ``sending`` as leaving, in one
-        transaction, then hand it to a connection; with ``check``, why it must not
-        go instead (recorded as skipped), if its subscriber no longer wants it."""
+        transaction, then hand it to a connection, to go ``after`` seconds from
+        now; with ``check``, why it must not go instead (recorded as skipped), if
+        its subscriber no longer wants it."""
         reason = self.store.start_sending(
             sending.delivery, self.clock(), run.unrecorded, check=check
         )
         run.unrecorded.clear()
         if reason is None:
             sender = self.newsletter.sender_email
-            pool.submit(sending, sending.data, sender, sending.delivery.email, sending.name)
+            email, name = sending.delivery.email, sending.name
+            pool.submit(sending, sending.data, sender, email, name, after=after)
         return reason
 
     def _settle(self, pool: Connections[_Sending], run: _Run, report: SendReport) -> None:
         """Take the answer of one message that was in flight, to be recorded with the
         next step; a temporary refusal goes again after its delay while tries are
-        left."""
+        left (on its connection, while the others go on)."""
         sending, result = pool.next_done()
         delivery = sending.delivery
         if isinstance(result, Exception):  # TLS failed, say, or a bug: the message waits
@@ -346,8 +351,9 @@ class DigestSender:
             report.failures.append(f"{delivery.email}: {result.reply}")
             run.settled += 1
         elif sending.attempt < self.max_attempts and run.failure is None:
-            self.sleep(min(self.retry_delay * 2 ** (sending.attempt - 1), 60.0))
-            self._start(pool, run, replace(sending, attempt=sending.attempt + 1), check=False)
+            delay = min(self.retry_delay * 2 ** (sending.attempt - 1), 60.0)
+            again = replace(sending, attempt=sending.attempt + 1)
+            self._start(pool, run, again, check=False, after=delay)
         else:
             run.unrecorded.append((delivery, "pending", result.reply))
             report.deferred += 1

@@ -38,6 +38,12 @@ class _Transfer(Generic[T]):
     until: float = 0.0
 
 
+def _after(delay: float, steps: Steps) -> Steps:
+    """``steps``, ``delay`` seconds from now."""
+    yield delay
+    return (yield from steps)
+
+
 class Connections(Generic[T]):
     """Up to ``size`` sends at once. The first deliverer is the caller's (it
     closes it); the others are made by ``connect`` when first needed and closed
@@ -64,8 +70,11 @@ class Connections(Generic[T]):
     def full(self) -> bool:
         return self._in_flight >= self.size
 
-    def submit(self, key: T, data: bytes, sender: str, recipient: str, name: str) -> None:
-        """Start sending ``data`` on an idle connection; ``key`` comes back with the result."""
+    def submit(
+        self, key: T, data: bytes, sender: str, recipient: str, name: str, *, after: float = 0.0
+    ) -> None:
+        """Start sending ``data`` on an idle connection, ``after`` seconds from now
+        (the other connections go on meanwhile); ``key`` comes back with the result."""
         if self._idle:
             deliverer = self._idle.pop()
         else:  # all busy: one more, which connects when it first sends
@@ -73,8 +82,11 @@ class Connections(Generic[T]):
             self._made.append(deliverer)
         self._in_flight += 1
         if isinstance(deliverer, SMTPDeliverer):
-            self._step(_Transfer(key, deliverer, deliverer.steps(data, sender, recipient)))
+            steps = deliverer.steps(data, sender, recipient)
+            self._step(_Transfer(key, deliverer, _after(after, steps) if after else steps))
             return
+        if after:
+            time.sleep(after)
         result: Outcome | Exception
         try:
             result = deliverer.send(data, sender, recipient, name)
@@ -92,13 +104,13 @@ class Connections(Generic[T]):
         except Exception as failure:
             self._end(transfer.key, transfer.deliverer, failure)
             return
-        if isinstance(wait, float):
-            transfer.sock, transfer.until = None, time.monotonic() + wait
-        else:
+        if isinstance(wait, socket.socket | Room):
             transfer.room = isinstance(wait, Room)
             transfer.sock = wait.sock if isinstance(wait, Room) else wait
             timeout = transfer.sock.gettimeout()
             transfer.until = time.monotonic() + (math.inf if timeout is None else timeout)
+        else:
+            transfer.sock, transfer.until = None, time.monotonic() + wait
         self._waiting.append(transfer)
 
     def _end(self, key: T, deliverer: Deliverer, result: Outcome | Exception) -> None:

@@ -78,7 +78,7 @@ def _subscribe(
 
 def _send(config: Config, deliverer: object, now: datetime = NOW, **options: object):  # type: ignore[no-untyped-def]
     with Store(config.state_path) as store:
-        sender = DigestSender(config, store, deliverer, clock=lambda: now, sleep=lambda s: None)  # type: ignore[arg-type]
+        sender = DigestSender(config, store, deliverer, clock=lambda: now)  # type: ignore[arg-type]
         try:
             return sender.run(**options)  # type: ignore[arg-type]
         finally:

@@ -159,3 +159,14 @@ def test_a_message_larger_than_the_socket_buffer_waits_its_turn_to_be_written(
     assert received == {
         f"reader{n}@example.net": b"Subject: big %d\r\n\r\n" % n + body for n in range(3)
     }
+
+
+def test_a_message_waiting_to_be_tried_again_holds_up_no_other(site: Config) -> None:  # noqa: F811
+    _subscribe(site)
+    again = Behaviour(data_reply=lambda n: "451 4.3.0 Try again later" if n == 0 else None)
+    with smtp_server(again) as server:
+        config = replace(site, smtp=_smtp(server.port, connections=2, retry_delay=1))
+        report = _send(config, SMTPDeliverer(config.smtp, None))  # type: ignore[arg-type]
+    assert report.sent == 5
+    arrived = [r.recipients[0] for r in server.handler.received]
+    assert arrived[-1] == PEOPLE[0] and sorted(arrived) == sorted(PEOPLE)  # the others went on
