@@ -161,8 +161,13 @@ class Connections(Generic[T]):
         error: BaseException | None,
         trace: TracebackType | None,
     ) -> None:
-        """Let the sends in flight finish, then close the connections made here."""
+        """Let the sends in flight finish, then close the connections made here.
+        A send still waiting to begin (a retry's delay, the rate limit's) is
+        dropped: nothing of it has left."""
         try:
+            for transfer in [t for t in self._waiting if t.sock is None]:
+                self._waiting.remove(transfer)
+                transfer.steps.close()
             while self._waiting:
                 self._poll()
         finally:

@@ -170,3 +170,26 @@ def test_a_message_waiting_to_be_tried_again_holds_up_no_other(site: Config) -> 
     assert report.sent == 5
     arrived = [r.recipients[0] for r in server.handler.received]
     assert arrived[-1] == PEOPLE[0] and sorted(arrived) == sorted(PEOPLE)  # the others went on
+
+
+def test_a_run_that_raises_drops_the_retry_still_waiting(site: Config) -> None:  # noqa: F811
+    """Messages on their way get their answers; one waiting to be tried again
+    has not left, and stays for the next run."""
+    _subscribe(site)
+    again = Behaviour(data_reply=lambda n: "451 4.3.0 Try again later" if n == 0 else None)
+
+    def fail(done: int, total: int) -> None:
+        if done == 4:
+            raise RuntimeError("stopped by a bug")
+
+    with smtp_server(again) as server:
+        config = replace(site, smtp=_smtp(server.port, connections=2, retry_delay=30))
+        assert config.smtp is not None
+        deliverer = SMTPDeliverer(config.smtp, None)
+        started = time.monotonic()
+        with Store(config.state_path) as store, pytest.raises(RuntimeError, match="a bug"):
+            DigestSender(config, store, deliverer, clock=lambda: NOW, progress=fail).run()
+        deliverer.close()
+    assert time.monotonic() - started < 20  # the retry's 30 s were not waited for
+    assert PEOPLE[0] not in server.handler.by_recipient()
+    assert _statuses(config)[PEOPLE[0]][0] == "sending"  # open: the next run sends it
