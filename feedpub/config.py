@@ -18,12 +18,14 @@ from zoneinfo import ZoneInfo
 
 from feedpub.config_schema import (
     DEFAULT_COVER_FIELDS,
+    BouncesOptions,
     ConfigOptions,
     DkimOptions,
     FeedsOptions,
     NewsletterOptions,
     SiteOptions,
     SmtpOptions,
+    WebhooksOptions,
     WebOptions,
 )
 from feedpub.config_schema import IntervalSchedule as IntervalSchedule
@@ -87,6 +89,39 @@ class NewsletterConfig:
     postal_address: str
     default_name: str | None  # None: the word for a reader in the site's language
     list_id: str
+    bounce_address: str | None = None  # a VERP template with {token}
+
+
+@dataclass(frozen=True, slots=True)
+class DeliveryConfig:
+    soft_bounce_limit: int = 3
+    soft_bounce_days: int = 30
+
+
+@dataclass(frozen=True, slots=True)
+class BouncesConfig:
+    source: str  # maildir, mbox or imap
+    path: Path | None
+    host: str
+    port: int
+    security: str
+    username: str
+    password_env: str
+    folder: str
+    processed_folder: str | None
+    max_bytes: int
+    timeout: float
+    ca_file: Path | None
+
+
+@dataclass(frozen=True, slots=True)
+class WebhooksConfig:
+    """The providers whose webhooks the web app takes; None where not set up."""
+
+    ses_topics: frozenset[str] | None = None
+    postmark: tuple[str, str] | None = None  # user name, password variable
+    mailgun_key_env: str | None = None
+    sendgrid_key: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -121,6 +156,7 @@ class WebConfig:
     secret_env: str
     confirm_hours: int
     trusted_proxies: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]
+    status_token_env: str = "FEEDPUB_STATUS_TOKEN"
 
 
 @dataclass(frozen=True, slots=True)
@@ -137,6 +173,10 @@ class Config:
     build_schedule: CronSchedule | IntervalSchedule
     web: WebConfig
     warnings: tuple[Problem, ...]
+    delivery: DeliveryConfig = DeliveryConfig()
+    bounces: BouncesConfig | None = None
+    bounce_schedule: CronSchedule | IntervalSchedule | None = None
+    webhooks: WebhooksConfig = WebhooksConfig()
 
     def require_newsletter(self) -> NewsletterConfig:
         if self.newsletter is None:
@@ -216,6 +256,7 @@ def _newsletter(
         postal_address=newsletter.postal_address,
         default_name=newsletter.default_name,
         list_id=f"newsletter.{domain}" if newsletter.list_id is None else newsletter.list_id,
+        bounce_address=newsletter.bounce_address,
     )
 
 
@@ -262,6 +303,49 @@ def _is_loopback(host: str) -> bool:
         return False
 
 
+def _bounces(bounces: BouncesOptions, base: Path) -> BouncesConfig:
+    if bounces.source == "imap":
+        for key in ("host", "username"):
+            if not getattr(bounces, key):
+                bounces.error(key, "is required with source: imap")
+        if bounces.security == "none" and not _is_loopback(bounces.host or "localhost"):
+            bounces.error(
+                "security",
+                f"none would send the password for bounces.username to {bounces.host} in "
+                "clear text; use tls or starttls (none is only for a server on this machine)",
+            )
+    elif not bounces.path:
+        bounces.error("path", f"is required with source: {bounces.source}")
+    default_port = 993 if bounces.security == "tls" else 143
+    return BouncesConfig(
+        source=bounces.source,
+        path=base / bounces.path if bounces.path else None,
+        host=bounces.host,
+        port=default_port if bounces.port is None else bounces.port,
+        security=bounces.security,
+        username=bounces.username,
+        password_env=bounces.password_env,
+        folder=bounces.folder,
+        processed_folder=bounces.processed_folder or None,
+        max_bytes=bounces.max_bytes,
+        timeout=bounces.timeout,
+        ca_file=base / bounces.ca_file if bounces.ca_file else None,
+    )
+
+
+def _webhooks(webhooks: WebhooksOptions) -> WebhooksConfig:
+    ses = webhooks.ses
+    if ses is not None and not ses.topics:
+        ses.error("topics", "needs at least one topic ARN: anyone can sign through SNS")
+    postmark = webhooks.postmark
+    return WebhooksConfig(
+        ses_topics=None if ses is None else frozenset(ses.topics),
+        postmark=None if postmark is None else (postmark.username, postmark.password_env),
+        mailgun_key_env=None if webhooks.mailgun is None else webhooks.mailgun.signing_key_env,
+        sendgrid_key=None if webhooks.sendgrid is None else webhooks.sendgrid.public_key,
+    )
+
+
 def _web(web: WebOptions, site_url: str) -> WebConfig:
     return WebConfig(
         host=web.host,
@@ -270,6 +354,7 @@ def _web(web: WebOptions, site_url: str) -> WebConfig:
         secret_env=web.secret_env,
         confirm_hours=web.confirm_hours,
         trusted_proxies=web.trusted_proxies,
+        status_token_env=web.status_token_env,
     )
 
 
@@ -337,6 +422,8 @@ def load_config(path: Path) -> Config:
     state_path = base / options.state.path
     outbox_dir = base / options.outbox_dir
     smtp = None if options.smtp is None else _smtp(options.smtp, base)
+    bounces = None if options.bounces is None else _bounces(options.bounces, base)
+    webhooks = _webhooks(options.webhooks)
     _check_output_dir(
         options.feeds,
         feeds.output_dir,
@@ -367,4 +454,10 @@ def load_config(path: Path) -> Config:
         build_schedule=options.schedule.build,
         web=_web(options.web, site.url),
         warnings=tuple(problems),
+        delivery=DeliveryConfig(
+            options.delivery.soft_bounce_limit, options.delivery.soft_bounce_days
+        ),
+        bounces=bounces,
+        bounce_schedule=None if bounces is None else options.schedule.bounces,
+        webhooks=webhooks,
     )

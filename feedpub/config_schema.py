@@ -36,6 +36,7 @@ from feedpub.options import (
     as_texts,
 )
 from feedpub.subscribers import check_email
+from feedpub.verp import template_problem
 
 FEED_FORMATS = ("rss", "atom", "json")
 TAXONOMIES = ("tags", "categories")
@@ -122,6 +123,23 @@ class TokenUrl(Text):
         if "{token}" not in pattern:
             raise Invalid(f"expected a URL pattern with {{token}}, got {pattern!r}")
         return pattern
+
+
+class BounceAddress(Option[str | None]):
+    """A VERP envelope sender: an address with ``{token}`` in its local part;
+    empty is none."""
+
+    def convert(self, value: object) -> str | None:
+        text = as_text(value)
+        if not text:
+            return None
+        problem = template_problem(text)
+        if problem is not None:
+            raise Invalid(problem)
+        return text
+
+    def unset(self) -> None:
+        return None
 
 
 class Email(Option[str | None]):
@@ -338,6 +356,99 @@ class NewsletterOptions(Section):
         "the word for a reader in `site.language`",
     )
     list_id = Derived(Text(doc="The `List-Id` identifier."), "`newsletter.<from domain>`")
+    bounce_address = BounceAddress(
+        doc="The envelope sender of each message, with `{token}` where each delivery's own "
+        "token goes (VERP): `bounces+{token}@example.org`. Bounces come back to it and name "
+        "the delivery they are about; `feedpub bounces fetch` reads them.",
+        default=None,
+    )
+
+
+class DeliveryOptions(Section):
+    soft_bounce_limit = Integer(
+        doc="Soft bounces (a full mailbox, a server down for days) within "
+        "`delivery.soft_bounce_days` that mark a subscriber `bounced`.",
+        default=3,
+        minimum=1,
+    )
+    soft_bounce_days = Integer(
+        doc="The days over which soft bounces are counted.", default=30, minimum=1
+    )
+
+
+class BouncesOptions(Section):
+    source = Choice(
+        ("maildir", "mbox", "imap"),
+        doc="Where bounces and complaints arrive: `maildir`, `mbox` or `imap`.",
+    )
+    path = Text(doc="The Maildir folder or the mbox file, for `maildir` and `mbox`.", default="")
+    host = Text(doc="The IMAP server, for `imap`.", default="")
+    port = Derived(Port(doc="The IMAP server's port."), "993 (143 with `starttls` or `none`)")
+    security = Choice(
+        ("tls", "starttls", "none"),
+        doc="`tls` (implicit TLS), `starttls` or `none` (only for a server on this machine).",
+        default="tls",
+    )
+    username = Text(doc="The IMAP user name.", default="")
+    password = Refused(
+        "secrets never go in this file; name an environment variable in "
+        "bounces.password_env instead"
+    )
+    password_env = Text(
+        doc="The environment variable holding the IMAP password.",
+        default="FEEDPUB_BOUNCES_PASSWORD",
+    )
+    folder = Text(doc="The IMAP folder bounces arrive in.", default="INBOX")
+    processed_folder = Derived(
+        Text(doc="The IMAP folder read messages are moved to."),
+        "none: they are marked seen",
+    )
+    max_bytes = Integer(
+        doc="Larger messages are not read, only reported and set aside.",
+        default=10_000_000,
+        minimum=10_000,
+    )
+    timeout = Number(doc="Seconds to wait for the IMAP server.", default=30, minimum=1)
+    ca_file = Derived(
+        Text(doc="A CA certificate file to trust, for a server with a private certificate."),
+        "system store",
+    )
+
+
+class SesOptions(Section):
+    topics = TextList(
+        doc="The ARNs of the SNS topics whose notifications are taken; any other topic is "
+        "refused (anyone can sign through SNS)."
+    )
+
+
+class PostmarkOptions(Section):
+    username = Text(doc="The user name of the webhook's basic authentication.")
+    password_env = Text(
+        doc="The environment variable holding its password.",
+        default="FEEDPUB_POSTMARK_PASSWORD",
+    )
+
+
+class MailgunOptions(Section):
+    signing_key_env = Text(
+        doc="The environment variable holding Mailgun's HTTP webhook signing key.",
+        default="FEEDPUB_MAILGUN_SIGNING_KEY",
+    )
+
+
+class SendgridOptions(Section):
+    public_key = Text(
+        doc="The verification key of SendGrid's signed event webhook (base64, as SendGrid "
+        "shows it)."
+    )
+
+
+class WebhooksOptions(Section):
+    ses = OptionalSub(SesOptions)
+    postmark = OptionalSub(PostmarkOptions)
+    mailgun = OptionalSub(MailgunOptions)
+    sendgrid = OptionalSub(SendgridOptions)
 
 
 class StateOptions(Section):
@@ -411,6 +522,11 @@ class ScheduleOptions(Section):
         "at least 10 s) or five cron fields as in `newsletter.schedule`, in `site.timezone`.",
         default="15m",
     )
+    bounces = BuildSchedule(
+        doc="How often the daemon reads the bounce mailbox, when there is a `bounces` "
+        "section: an interval or five cron fields, as `schedule.build`.",
+        default="30m",
+    )
 
 
 class WebOptions(Section):
@@ -435,6 +551,13 @@ class WebOptions(Section):
         default=[],
     )
 
+    status_token_env = Text(
+        doc="The environment variable holding the token that opens the status page "
+        "`/status` (the password of the browser's login prompt, any user name); "
+        "while it is unset, there is no status page.",
+        default="FEEDPUB_STATUS_TOKEN",
+    )
+
 
 class ConfigOptions(Section):
     """The whole file."""
@@ -451,5 +574,8 @@ class ConfigOptions(Section):
         default="outbox",
     )
     smtp = OptionalSub(SmtpOptions)
+    delivery = Sub(DeliveryOptions)
+    bounces = OptionalSub(BouncesOptions)
     schedule = Sub(ScheduleOptions)
     web = Sub(WebOptions)
+    webhooks = Sub(WebhooksOptions)

@@ -176,7 +176,7 @@ class Text(Option[str]):
 class Choice(Text):
     """One word of ``allowed``."""
 
-    def __init__(self, allowed: Sequence[str], *, doc: str, default: str) -> None:
+    def __init__(self, allowed: Sequence[str], *, doc: str, default: object = REQUIRED) -> None:
         super().__init__(doc=doc, default=default)
         self.allowed = tuple(allowed)
 

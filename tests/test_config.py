@@ -383,3 +383,47 @@ def test_bad_hugo_permalinks_are_named(tmp_path: Path, pattern: str, problem: st
         f"site: {{title: T, url: 'https://e.org/'}}\ncontent: {{permalink: '{pattern}'}}\n",
     )
     assert _messages(path) == [f"{path}: content.permalink: {problem}"]
+
+
+def test_list_health_keys_and_their_defaults(tmp_path: Path) -> None:
+    config = load_config(_write(tmp_path, SITE))
+    assert (config.delivery.soft_bounce_limit, config.delivery.soft_bounce_days) == (3, 30)
+    assert config.bounces is None and config.bounce_schedule is None
+    assert config.webhooks.ses_topics is None and config.webhooks.postmark is None
+    path = _write(
+        tmp_path,
+        SITE
+        + "newsletter: {from: {email: d@example.org}, bounce_address: 'b+{token}@example.org'}\n"
+        + "bounces: {source: imap, host: imap.example.org, username: b}\n"
+        + "schedule: {bounces: 10m}\n"
+        + "webhooks: {ses: {topics: [arn:aws:sns:eu-west-1:1:t]}, postmark: {username: p}}\n",
+    )
+    config = load_config(path)
+    assert config.newsletter is not None
+    assert config.newsletter.bounce_address == "b+{token}@example.org"
+    assert config.bounces is not None
+    assert (config.bounces.port, config.bounces.folder) == (993, "INBOX")
+    assert config.bounce_schedule is not None and config.bounce_schedule.seconds == 600
+    assert config.webhooks.ses_topics == frozenset({"arn:aws:sns:eu-west-1:1:t"})
+    assert config.webhooks.postmark == ("p", "FEEDPUB_POSTMARK_PASSWORD")
+
+
+def test_list_health_mistakes_are_named(tmp_path: Path) -> None:
+    path = _write(
+        tmp_path,
+        SITE
+        + "newsletter: {from: {email: d@example.org}, bounce_address: 'bounces@example.org'}\n"
+        + "bounces: {source: imap, security: none, host: imap.example.org}\n"
+        + "webhooks: {ses: {topics: []}}\n",
+    )
+    assert _messages(path) == [
+        f"{path}: newsletter.bounce_address: expected exactly one {{token}} in the local part, "
+        "like bounces+{token}@example.org, got 'bounces@example.org'",
+        f"{path}: bounces.security: none would send the password for bounces.username to "
+        "imap.example.org in clear text; use tls or starttls (none is only for a server on "
+        "this machine)",
+        f"{path}: bounces.username: is required with source: imap",
+        f"{path}: webhooks.ses.topics: needs at least one topic ARN: anyone can sign through SNS",
+    ]
+    path = _write(tmp_path, SITE + "bounces: {source: maildir}\n")
+    assert _messages(path) == [f"{path}: bounces.path: is required with source: maildir"]
