@@ -9,7 +9,7 @@ import enum
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal
 
 
 @dataclass(frozen=True, slots=True)
@@ -142,3 +142,22 @@ class Subscriber:
     created_at: datetime
     updated_at: datetime
     paused: bool = False
+
+
+# What a bounce, a complaint or an unsubscribe says of an address: ``hard`` (it is
+# gone), ``soft`` (it failed for now), ``complaint`` (marked as spam) or
+# ``unsubscribe`` (asked to leave, at the sending service).
+ListEventKind = Literal["hard", "soft", "complaint", "unsubscribe"]
+
+
+@dataclass(frozen=True, slots=True)
+class ListEvent:
+    """Something reported about one address that bears on the list. ``provider``
+    says who reported it: a sending service (``ses``, ``postmark``, ``mailgun``,
+    ``sendgrid``), the bounce ``mailbox``, or the ``smtp`` server's reply."""
+
+    provider: str
+    event_id: str  # the reporter's own id, for the store to apply each event once
+    address: str  # lower-cased
+    kind: ListEventKind
+    detail: str  # one readable line: the bounce type and the server's diagnostic

@@ -23,7 +23,6 @@ import re
 from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Literal
 from urllib.parse import urlsplit
 
 from cryptography import x509
@@ -32,9 +31,8 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
 
 from feedpub.errors import WebhookRefused
-
-Provider = Literal["ses", "postmark", "mailgun", "sendgrid"]
-Kind = Literal["hard", "soft", "complaint", "unsubscribe"]
+from feedpub.model import ListEvent
+from feedpub.model import ListEventKind as Kind
 
 # Larger bodies are refused (413) before anything reads them; an SNS message is at
 # most 256 KiB.
@@ -98,17 +96,6 @@ _SENDGRID_EVENTS: Mapping[str, Kind] = {
     "unsubscribe": "unsubscribe",
     "group_unsubscribe": "unsubscribe",
 }
-
-
-@dataclass(frozen=True, slots=True)
-class ListEvent:
-    """Something a provider reports about one address that bears on the list."""
-
-    provider: Provider
-    event_id: str  # the provider's own id, for the store to apply each event once
-    address: str  # lower-cased
-    kind: Kind
-    detail: str  # one readable line: the bounce type and the server's diagnostic
 
 
 @dataclass(frozen=True, slots=True)

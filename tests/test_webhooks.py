@@ -20,10 +20,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from feedpub.errors import FeedpubError, WebhookRefused
+from feedpub.model import ListEvent
 from feedpub.webhooks import (
     MAX_WEBHOOK_BYTES,
     Accepted,
-    ListEvent,
     read_mailgun,
     read_postmark,
     read_sendgrid,
