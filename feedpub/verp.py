@@ -6,6 +6,7 @@ the newsletter's.
 
 from __future__ import annotations
 
+import hashlib
 import re
 from email.utils import parseaddr
 
@@ -13,6 +14,7 @@ _TOKEN = re.compile(r"[A-Za-z0-9_-]+")
 _ATEXT = re.compile(r"[A-Za-z0-9!#$%&'*+/=?^_`|~.-]*")
 _LABEL = r"[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?"
 _DOMAIN = re.compile(rf"{_LABEL}(?:\.{_LABEL})*")
+_DELIVERY_TOKEN = re.compile(r"([0-9]{1,9})-([0-9]{1,12})-[0-9a-f]{12}")
 
 
 def template_problem(template: str) -> str | None:
@@ -73,3 +75,19 @@ def token_of(template: str, address: str) -> str | None:
         return None
     token = local[len(prefix) : len(local) - len(suffix)]
     return token if _TOKEN.fullmatch(token) else None
+
+
+def delivery_token(issue: int, subscriber: int, secret: str) -> str:
+    """The VERP token of one delivery: its issue and subscriber, and a digest of
+    them with the subscriber's token as the delivery recorded it, so that a
+    bounce names the delivery and no one can make up one for another address.
+    Lower-case letters and digits only: MTAs that fold case keep it."""
+    digest = hashlib.sha256(f"{issue}:{subscriber}:{secret}".encode()).hexdigest()[:12]
+    return f"{issue}-{subscriber}-{digest}"
+
+
+def delivery_of(token: str) -> tuple[int, int] | None:
+    """The issue and subscriber a ``delivery_token`` names (to look up and check),
+    or None when ``token`` is not one."""
+    found = _DELIVERY_TOKEN.fullmatch(token.lower())
+    return None if found is None else (int(found[1]), int(found[2]))

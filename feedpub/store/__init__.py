@@ -8,6 +8,7 @@ process killed at any point leaves a state that the next run can finish.
 
 from __future__ import annotations
 
+from feedpub.store.health import EventOutcome, ListHealth
 from feedpub.store.ledger import Ledger
 from feedpub.store.lock import exclusive_lock
 from feedpub.store.queue import SubscribeQueue
@@ -22,9 +23,9 @@ from feedpub.store.schema import MIGRATIONS
 from feedpub.store.subscribers import email_key
 
 
-class Store(SubscribeQueue, Ledger):
-    """The state database: subscribers and their queue, and the ledger, over one
-    connection."""
+class Store(SubscribeQueue, Ledger, ListHealth):
+    """The state database: subscribers and their queue, the ledger, and the list's
+    health, over one connection."""
 
     def __enter__(self) -> Store:
         return self
@@ -36,6 +37,7 @@ __all__ = [
     "MIGRATIONS",
     "Confirmation",
     "Delivery",
+    "EventOutcome",
     "Store",
     "SubscribeRequest",
     "email_key",

@@ -152,9 +152,15 @@ class SubscribeQueue(SubscriberTable):
             db.execute(
                 "UPDATE confirmations SET used_at = ? WHERE nonce_hash = ?", (stamp, _digest(nonce))
             )
-            db.execute(
+            activated = db.execute(
                 "UPDATE subscribers SET status = 'active', updated_at = ?"
                 " WHERE id = ? AND status = 'pending'",
                 (stamp, row[0]),
-            )
+            ).rowcount
+            if activated:  # their own confirmed sign-up: no suppression stands before it
+                db.execute(
+                    "DELETE FROM suppressions WHERE email_key ="
+                    " (SELECT email_key FROM subscribers WHERE id = ?)",
+                    (row[0],),
+                )
         return self._subscriber_by_id(row[0])

@@ -97,4 +97,30 @@ MIGRATIONS: tuple[str, ...] = (
     DROP INDEX deliveries_open;
     CREATE INDEX deliveries_open ON deliveries (issue) WHERE status IN ('pending', 'sending');
     """,
+    # List health: each bounce, complaint and unsubscribe reported, once; and the
+    # addresses never to mail again, kept when their subscriber is deleted. Those
+    # who left or bounced before this version are suppressed from the start.
+    """
+    CREATE TABLE list_events (
+        key TEXT PRIMARY KEY,
+        provider TEXT NOT NULL,
+        email_key TEXT NOT NULL,
+        kind TEXT NOT NULL CHECK (kind IN ('hard', 'soft', 'complaint', 'unsubscribe')),
+        issue INTEGER,
+        detail TEXT NOT NULL,
+        at TEXT NOT NULL
+    );
+    CREATE INDEX list_events_by_address ON list_events (email_key, kind, at);
+    CREATE INDEX list_events_by_issue ON list_events (issue, kind);
+    CREATE TABLE suppressions (
+        email_key TEXT PRIMARY KEY,
+        email TEXT NOT NULL,
+        reason TEXT NOT NULL CHECK (reason IN ('complained', 'bounced', 'unsubscribed')),
+        detail TEXT NOT NULL,
+        created_at TEXT NOT NULL
+    );
+    INSERT INTO suppressions (email_key, email, reason, detail, created_at)
+        SELECT email_key, email, status, 'before list health was recorded', updated_at
+        FROM subscribers WHERE status IN ('bounced', 'unsubscribed');
+    """,
 )

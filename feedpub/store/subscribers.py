@@ -10,6 +10,7 @@ from collections.abc import Sequence
 from datetime import datetime
 
 from feedpub.errors import StateError
+from feedpub.listpolicy import stronger
 from feedpub.model import Subscriber
 from feedpub.store.database import Database, _digest, _stamp
 from feedpub.store.records import INACTIVE
@@ -29,15 +30,31 @@ def _subscriber(row: sqlite3.Row) -> Subscriber:
     )
 
 
+def suppress(db: sqlite3.Connection, email: str, reason: str, detail: str, stamp: str) -> None:
+    """Suppress ``email`` for ``reason``, unless it is suppressed for a stronger one."""
+    key = email_key(email)
+    row = db.execute("SELECT reason FROM suppressions WHERE email_key = ?", (key,)).fetchone()
+    if row is not None and not stronger(reason, row[0]):
+        return
+    db.execute(
+        "INSERT INTO suppressions (email_key, email, reason, detail, created_at)"
+        " VALUES (?, ?, ?, ?, ?) ON CONFLICT (email_key) DO UPDATE SET"
+        " reason = excluded.reason, detail = excluded.detail, created_at = excluded.created_at",
+        (key, email.strip(), reason, detail, stamp),
+    )
+
+
 def _change_status(db: sqlite3.Connection, subscriber_id: int, status: str, stamp: str) -> None:
     """Set a subscriber's status. Leaving the list, or coming back to it, retires
     the token (old manage and unsubscribe links stop opening anything) and any
-    confirmation link not yet used."""
+    confirmation link not yet used; leaving suppresses the address."""
     old = db.execute(
-        "SELECT status, token FROM subscribers WHERE id = ?", (subscriber_id,)
+        "SELECT status, token, email FROM subscribers WHERE id = ?", (subscriber_id,)
     ).fetchone()
     if old is None or old["status"] == status:
         return
+    if status in INACTIVE:
+        suppress(db, old["email"], status, "", stamp)
     if status in INACTIVE or old["status"] in INACTIVE:
         db.execute(
             "INSERT OR IGNORE INTO retired_tokens (token, subscriber, retired_at) VALUES (?, ?, ?)",
