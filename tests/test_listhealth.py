@@ -9,7 +9,8 @@ from email.mime.multipart import MIMEMultipart
 from email.mime.text import MIMEText
 from pathlib import Path
 
-from feedpub.model import Issue
+from feedpub.listpolicy import SoftBouncePolicy
+from feedpub.model import Issue, ListEvent
 from feedpub.store import Store
 from feedpub.verp import bounce_address, delivery_token
 from tests.conftest import NOW
@@ -17,6 +18,7 @@ from tests.test_bounces import dsn, rcpt
 from tests.test_cli import _run
 
 TEMPLATE = "bounces+{token}@example.org"
+POLICY = SoftBouncePolicy()
 CONFIG = f"""
 site: {{title: T, url: "https://example.org/"}}
 newsletter: {{from: {{email: digest@example.org}}, bounce_address: "{TEMPLATE}"}}
@@ -138,3 +140,44 @@ def test_bounces_fetch_without_a_mailbox_says_what_to_add(tmp_path: Path) -> Non
     assert result.stderr.strip() == (
         "config.yaml: bounces: section missing; it names the bounce mailbox"
     )
+
+
+def test_suppressed_addresses_need_force_and_complaints_never_come_back(tmp_path: Path) -> None:
+    (tmp_path / "config.yaml").write_text(CONFIG, encoding="utf-8")
+    with Store(tmp_path / "state" / "feedpub.db") as store:
+        for name in ("ada", "bob"):
+            store.add_subscriber(f"{name}@example.net", name, (), "active", NOW)
+        store.record_event(
+            ListEvent("ses", "1", "ada@example.net", "hard", "bounced"), None, NOW, POLICY
+        )
+        store.record_event(
+            ListEvent("ses", "2", "bob@example.net", "complaint", "spam"), None, NOW, POLICY
+        )
+    for name in ("ada", "bob"):  # their records erased; the suppressions stay
+        erased = _run("subscribers", "remove", f"{name}@example.net", "--erase", cwd=tmp_path)
+        assert erased.stdout.strip() == f"erased {name}@example.net", erased.stderr
+    csv = tmp_path / "list.csv"
+    csv.write_text("email\nada@example.net\nbob@example.net\ncy@example.net\n", encoding="utf-8")
+    result = _run("subscribers", "import", str(csv), cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "imported 1, 0 already on the list, 2 suppressed, 0 bad rows"
+    assert result.stderr.splitlines() == [
+        f"{csv}: ada@example.net is suppressed: it bounced; add --force to add it back",
+        f"{csv}: bob@example.net is suppressed: it complained (marked a message as spam); it "
+        "cannot be added back, only signed up again by its owner through the subscribe form",
+    ]
+    refused = _run("subscribers", "add", "ada@example.net", cwd=tmp_path)
+    assert refused.returncode == 1
+    assert refused.stderr.strip() == (
+        "error: ada@example.net is suppressed: it bounced; add --force to add it back"
+    )
+    forced = _run("subscribers", "add", "ada@example.net", "--force", cwd=tmp_path)
+    assert forced.returncode == 0, forced.stderr
+    never = _run("subscribers", "add", "bob@example.net", "--force", cwd=tmp_path)
+    assert never.returncode == 1
+    assert "cannot be added back" in never.stderr
+    with Store(tmp_path / "state" / "feedpub.db") as store:
+        assert store.subscriber("bob@example.net") is None
+        assert store.suppressions(["ada@example.net", "bob@example.net"]) == {
+            "bob@example.net": "complained"
+        }

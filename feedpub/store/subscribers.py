@@ -119,6 +119,25 @@ class SubscriberTable(Database):
             )
             return db.total_changes - before
 
+    def delete_subscriber(self, email: str, now: datetime) -> bool:
+        """Erase ``email``'s subscriber and every record of mail to them, keeping
+        only the suppression that stops the address being mailed again; False
+        when there is no such subscriber."""
+        key = email_key(email)
+        stamp = _stamp(now)
+        with self._transaction() as db:
+            row = db.execute(
+                "SELECT id, email FROM subscribers WHERE email_key = ?", (key,)
+            ).fetchone()
+            if row is None:
+                return False
+            suppress(db, row["email"], "unsubscribed", "erased", stamp)
+            for table in ("deliveries", "confirmations", "retired_tokens"):
+                db.execute(f"DELETE FROM {table} WHERE subscriber = ?", (row["id"],))
+            db.execute("DELETE FROM list_events WHERE email_key = ?", (key,))
+            db.execute("DELETE FROM subscribers WHERE id = ?", (row["id"],))
+            return True
+
     def subscriber(self, email: str) -> Subscriber | None:
         row = self._db.execute(
             "SELECT * FROM subscribers WHERE email_key = ?", (email_key(email),)
