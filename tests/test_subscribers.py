@@ -102,7 +102,7 @@ def test_subscriber_commands(tmp_path: Path) -> None:
     )
     imported = _run("subscribers", "import", str(tmp_path / "people.csv"), "--config", config)
     assert imported.returncode == 1
-    assert imported.stdout == "imported 1, 1 already on the list, 1 bad row\n"
+    assert imported.stdout == "imported 1, 1 already on the list, 0 suppressed, 1 bad row\n"
     assert imported.stderr == f"{tmp_path / 'people.csv'}:3: 'broken' is not an email address\n"
     removed = _run("subscribers", "remove", "bob@example.net", "--config", config)
     assert removed.stdout == "unsubscribed bob@example.net\n"
