@@ -14,7 +14,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from feedpub.bounces import Reading, read_report, smtp_verdict
+from feedpub.bounces import Reading, read_report
+from feedpub.smtpstatus import smtp_verdict
 from feedpub.verp import bounce_address, template_problem, token_of
 
 SAMPLES = Path(__file__).parent / "data" / "bounces"

@@ -14,7 +14,8 @@ from email.utils import make_msgid
 
 import pytest
 
-from feedpub.bounces import read_report, smtp_verdict
+from feedpub.bounces import read_report
+from feedpub.smtpstatus import smtp_verdict
 from feedpub.verp import bounce_address
 from tests.postfix import maildir_messages, running_postfix
 
