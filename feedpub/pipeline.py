@@ -24,11 +24,14 @@ from feedpub.cron import CronSchedule
 from feedpub.delivery import Deliverer, make_deliverer
 from feedpub.digest import EVERY_POST, IssuePlan, IssueTemplates, plan_issue, render_issue
 from feedpub.errors import DeliveryError, StateError
+from feedpub.listhealth import policy_of
 from feedpub.mail import MessageMaker, with_default_name
-from feedpub.model import Issue, Problem, Recipient
+from feedpub.model import Issue, ListEvent, Problem, Recipient
 from feedpub.sending import Connections
-from feedpub.store import Delivery, Store
+from feedpub.smtpstatus import smtp_verdict
+from feedpub.store import Delivery, Store, email_key
 from feedpub.summaries import send_summary
+from feedpub.verp import bounce_address, delivery_token
 
 # The job name the ledger records digest runs under ('feedpub run' and the daemon).
 DIGEST_JOB = "digest"
@@ -143,6 +146,7 @@ class SendReport:
     sent: int = 0
     failed: int = 0
     skipped: int = 0
+    suppressed: int = 0  # subscribers not mailed: they bounced, complained or unsubscribed
     deferred: int = 0
     failures: list[str] = field(default_factory=list)
     planned: list[PlannedCopy] = field(default_factory=list)
@@ -188,6 +192,7 @@ class DigestSender:
         self.retry_delay = smtp.retry_delay if smtp else 0.0
         self.connections = smtp.connections if smtp else 1
         self.connect = connect or (lambda: make_deliverer(config))
+        self.policy = policy_of(config)
 
     def run(self, *, dry_run: bool = False) -> SendReport:
         report = SendReport()
@@ -213,6 +218,9 @@ class DigestSender:
         its number, or None when no post is new."""
         now = self.clock()
         subscribers = self.store.recipients()
+        suppressed = self.store.suppressions(s.email for s in subscribers)
+        subscribers = [s for s in subscribers if email_key(s.email) not in suppressed]
+        report.suppressed = self.store.suppressed_subscribers()
         audience = {s.id: folded_terms(s.tags) for s in subscribers}
         planned = plan_digest(self.config, now, self.store.included_post_ids(), audience.values())
         report.problems = planned.problems
@@ -323,10 +331,31 @@ class DigestSender:
         )
         run.unrecorded.clear()
         if reason is None:
-            sender = self.newsletter.sender_email
             email, name = sending.delivery.email, sending.name
+            sender = self._envelope_sender(sending.delivery)
             pool.submit(sending, sending.data, sender, email, name, after=after)
         return reason
+
+    def _envelope_sender(self, delivery: Delivery) -> str:
+        """Where bounces go: the delivery's own VERP address when
+        ``newsletter.bounce_address`` is set, else the sender's address."""
+        template = self.newsletter.bounce_address
+        if template is None:
+            return self.newsletter.sender_email
+        token = delivery_token(delivery.issue, delivery.subscriber, delivery.token)
+        return bounce_address(template, token)
+
+    def _refused(self, delivery: Delivery, reply: str) -> None:
+        """Record the server's refusal of a recipient as a bounce, by its reply
+        code (``smtp_verdict``): a policy refusal, or a connection that failed,
+        marks no one. A soft one counts once an issue."""
+        code = int(reply[:3]) if reply[:3].isdigit() else 0
+        verdict = smtp_verdict(code, reply[3:].strip())
+        if verdict not in ("hard", "soft"):
+            return
+        address = delivery.email.lower()
+        event = ListEvent("smtp", f"{delivery.issue}:{address}:{verdict}", address, verdict, reply)
+        self.store.record_event(event, delivery.issue, self.clock(), self.policy)
 
     def _settle(self, pool: Connections[_Sending], run: _Run, report: SendReport) -> None:
         """Take the answer of one message that was in flight, to be recorded with the
@@ -350,6 +379,7 @@ class DigestSender:
             report.failed += 1
             report.failures.append(f"{delivery.email}: {result.reply}")
             run.settled += 1
+            self._refused(delivery, result.reply)
         elif sending.attempt < self.max_attempts and run.failure is None:
             delay = min(self.retry_delay * 2 ** (sending.attempt - 1), 60.0)
             again = replace(sending, attempt=sending.attempt + 1)
@@ -359,6 +389,8 @@ class DigestSender:
             report.deferred += 1
             if result.connection:
                 run.failure = run.failure or result.reply
+            elif sending.attempt >= self.max_attempts:  # put off each time it was tried
+                self._refused(delivery, result.reply)
 
 
 @dataclass(frozen=True, slots=True)

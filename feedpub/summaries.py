@@ -38,7 +38,8 @@ def send_summary(report: SendReport) -> str:
     if not report.issues:
         return "nothing to send"
     issues = ", ".join(f"#{n}" for n in report.issues)
+    suppressed = f", {report.suppressed} suppressed" if report.suppressed else ""
     return (
-        f"issue {issues}: {report.sent} sent, {report.failed} failed, {report.skipped} skipped, "
-        f"{report.deferred} deferred" + (" (stopped early)" if report.stopped else "")
+        f"issue {issues}: {report.sent} sent, {report.failed} failed, {report.skipped} skipped"
+        f"{suppressed}, {report.deferred} deferred" + (" (stopped early)" if report.stopped else "")
     )

@@ -136,8 +136,13 @@ def send(config_path: Path, dry_run: bool, quiet: bool) -> None:
         return
     issues = ", ".join(f"#{n}" for n in report.issues)
     where = f" to {config.outbox_dir}" if config.smtp is None else ""
+    suppressed = (
+        f"{report.suppressed} suppressed (bounced, complained or unsubscribed), "
+        if report.suppressed
+        else ""
+    )
     click.echo(
         f"issue {issues}: {report.sent} sent{where}, {report.failed} failed, "
-        f"{report.skipped} skipped (no matching posts, or left the list), "
+        f"{report.skipped} skipped (no matching posts, or left the list), {suppressed}"
         f"{report.deferred} deferred"
     )

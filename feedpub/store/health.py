@@ -105,6 +105,15 @@ class ListHealth(Database):
         with self._transaction() as db:
             db.executemany(f"DELETE FROM suppressions WHERE email_key = ?{clause}", keys)
 
+    def suppressed_subscribers(self) -> int:
+        """How many subscribers' addresses are suppressed (whatever their status)."""
+        return int(
+            self._db.execute(
+                "SELECT COUNT(*) FROM subscribers AS s"
+                " JOIN suppressions AS p ON p.email_key = s.email_key"
+            ).fetchone()[0]
+        )
+
     def suppressed_count(self) -> dict[str, int]:
         """How many addresses are suppressed, by reason."""
         rows = self._db.execute("SELECT reason, COUNT(*) FROM suppressions GROUP BY reason")

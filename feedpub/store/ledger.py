@@ -126,7 +126,9 @@ class Ledger(Database):
         send, so a subscriber who left or paused after the issue was recorded
         gets nothing."""
         row = self._db.execute(
-            "SELECT status, paused, token FROM subscribers WHERE id = ?", (delivery.subscriber,)
+            "SELECT s.status, s.paused, s.token, p.reason FROM subscribers AS s"
+            " LEFT JOIN suppressions AS p ON p.email_key = s.email_key WHERE s.id = ?",
+            (delivery.subscriber,),
         ).fetchone()
         if row is None:
             return "no longer on the list"
@@ -136,6 +138,8 @@ class Ledger(Database):
             return "left and came back since the issue was recorded"
         if row["paused"]:
             return "paused since the issue was recorded"
+        if row["reason"] is not None:
+            return f"suppressed ({row['reason']}) since the issue was recorded"
         return None
 
     def start_sending(
