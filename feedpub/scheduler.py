@@ -38,6 +38,7 @@ from feedpub.confirmations import ConfirmationSender
 from feedpub.cron import CronSchedule
 from feedpub.delivery import Deliverer
 from feedpub.errors import FeedpubError
+from feedpub.listhealth import fetch_bounces, open_source
 from feedpub.pipeline import DIGEST_JOB, send_job
 from feedpub.store import Store
 from feedpub.summaries import build_summary, send_summary
@@ -60,6 +61,7 @@ CONFIRM_JOB = "confirmations"
 CONFIRMATIONS_EVERY = 60
 SIGNAL_POLL = 1.0
 BUILD_JOB = "build"
+BOUNCES_JOB = "bounces"
 _EVERY_DAY = frozenset(range(1, 32))
 _EVERY_WEEKDAY = frozenset(range(7))
 
@@ -204,8 +206,9 @@ def configure_logging(log_format: str, verbose: bool = False) -> None:
 
 
 class Daemon:
-    """Feed builds on ``schedule.build`` and digests on ``newsletter.schedule``,
-    in ``site.timezone``, with jobs made afresh from the config at every start."""
+    """Feed builds on ``schedule.build``, digests on ``newsletter.schedule`` and,
+    with a ``bounces`` section, the bounce mailbox read on ``schedule.bounces``, in
+    ``site.timezone``, with jobs made afresh from the config at every start."""
 
     def __init__(
         self,
@@ -246,6 +249,16 @@ class Daemon:
         self.scheduler.add_job(
             self._build, trigger(config.build_schedule, zone), id=BUILD_JOB, **at_start, **options
         )
+        if config.bounce_schedule is not None:
+            self.scheduler.add_job(
+                self._bounces,
+                trigger(config.bounce_schedule, zone),
+                id=BOUNCES_JOB,
+                **at_start,
+                **options,
+            )
+        elif self.scheduler.get_job(BOUNCES_JOB) is not None:  # a reload removed the section
+            self.scheduler.remove_job(BOUNCES_JOB)
         if config.newsletter is None:  # (again, after a reload that removed it)
             for job_id in (CONFIRM_JOB, DIGEST_JOB):
                 if self.scheduler.get_job(job_id) is not None:
@@ -308,6 +321,24 @@ class Daemon:
                     "failed": report.failed,
                     "skipped": report.skipped,
                     "deferred": report.deferred,
+                }
+            },
+        )
+
+    def _bounces(self) -> None:
+        report = fetch_bounces(self.config, self.clock(), open_source(self.config))
+        for line in report.lines:
+            log.info(f"bounce: {line}", extra={"fields": {"job": BOUNCES_JOB, "event": "read"}})
+        log.info(
+            f"bounces finished: {report}",
+            extra={
+                "fields": {
+                    "job": BOUNCES_JOB,
+                    "event": "end",
+                    "read": report.read,
+                    "applied": report.applied,
+                    "ignored": report.ignored,
+                    "set_aside": report.set_aside,
                 }
             },
         )

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import mailbox
 import os
 import shutil
 import signal
@@ -514,3 +515,30 @@ def test_the_daemon_sends_queued_confirmations(tmp_path: Path) -> None:
         daemon.send_signal(signal.SIGTERM)
         daemon.communicate(timeout=15)
     assert len(server.handler.by_recipient()["queued@example.net"]) == 1
+
+
+def test_the_daemon_reads_the_bounce_mailbox(tmp_path: Path) -> None:
+    from tests.test_bounces import dsn, rcpt
+
+    port = free_port()
+    config = _site(tmp_path, port, "\nbounces:\n  source: maildir\n  path: bounces\n")
+    box = mailbox.Maildir(tmp_path / "bounces", create=True)
+    box.add(dsn(rcpt("r0@example.net", "failed", "5.1.1"), to="digest@example.org"))
+    box.close()
+    with smtp_server(port=port), _daemon(config, "--log-format", "json") as daemon:
+
+        def bounced() -> bool:
+            with Store(load_config(config).state_path) as store:
+                subscriber = store.subscriber("r0@example.net")
+                return subscriber is not None and subscriber.status == "bounced"
+
+        assert _wait_for(bounced)
+        daemon.send_signal(signal.SIGTERM)
+        _, log = daemon.communicate(timeout=15)
+    ends = [json.loads(line) for line in log.splitlines() if '"bounces"' in line]
+    finished = next(e for e in ends if e.get("event") == "end")
+    assert (finished["read"], finished["applied"]) == (1, 1)
+    assert finished["message"] == (
+        "bounces finished: 1 messages read: 1 changed the list, 0 changed nothing, "
+        "0 set aside unread"
+    )
