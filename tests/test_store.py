@@ -42,7 +42,7 @@ def test_an_older_world_readable_state_is_tightened(tmp_path: Path, umask: int) 
 def test_schema_versions(tmp_path: Path) -> None:
     path = tmp_path / "state.db"
     with Store(path) as store:
-        assert store.schema_version == len(MIGRATIONS) == 6
+        assert store.schema_version == len(MIGRATIONS) == 7
     older = tmp_path / "older.db"  # a file from before the runs table: migrated on open
     db = sqlite3.connect(older)
     for statement in MIGRATIONS[0].split(";"):
@@ -55,7 +55,7 @@ def test_schema_versions(tmp_path: Path) -> None:
     db.commit()
     db.close()
     with Store(older) as store:
-        assert store.schema_version == 6
+        assert store.schema_version == 7
         assert store.last_success("digest") is None
         assert [s.email for s in store.subscribers()] == ["a@example.org"]
     db = sqlite3.connect(path)

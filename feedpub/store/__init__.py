@@ -21,11 +21,12 @@ from feedpub.store.records import (
 )
 from feedpub.store.schema import MIGRATIONS
 from feedpub.store.subscribers import email_key
+from feedpub.store.webhook_tokens import WebhookMemory
 
 
-class Store(SubscribeQueue, Ledger, ListHealth):
-    """The state database: subscribers and their queue, the ledger, and the list's
-    health, over one connection."""
+class Store(SubscribeQueue, Ledger, ListHealth, WebhookMemory):
+    """The state database: subscribers and their queue, the ledger, the list's
+    health, and what webhooks have seen, over one connection."""
 
     def __enter__(self) -> Store:
         return self

@@ -123,4 +123,13 @@ MIGRATIONS: tuple[str, ...] = (
         SELECT email_key, email, status, 'before list health was recorded', updated_at
         FROM subscribers WHERE status IN ('bounced', 'unsubscribed');
     """,
+    # Webhook replay protection: the token of each signed request taken (Mailgun
+    # signs timestamp and token), kept while a replay of it would still be on time.
+    """
+    CREATE TABLE webhook_tokens (
+        token TEXT PRIMARY KEY,
+        seen_at TEXT NOT NULL
+    );
+    CREATE INDEX webhook_tokens_by_age ON webhook_tokens (seen_at);
+    """,
 )
