@@ -30,6 +30,8 @@ from feedpub.web.feeds import FeedFiles
 from feedpub.web.forms import Csrf, RateLimiter
 from feedpub.web.pages import ISSUES_PATH, SUBSCRIBE_PATH, Pages
 from feedpub.web.subscriptions import Subscriptions
+from feedpub.web.webhooks import BODY_SECONDS, WEBHOOKS_PATH, Fetch, Webhooks, https_get
+from feedpub.webhooks import MAX_WEBHOOK_BYTES
 
 log = logging.getLogger("feedpub")
 
@@ -60,6 +62,12 @@ def subscribe_limiter() -> RateLimiter:
     return RateLimiter(10, 600)
 
 
+def webhook_limiter() -> RateLimiter:
+    """Webhook requests from one client: 1200 a minute (a provider reporting a
+    large send's bounces comes from a few addresses)."""
+    return RateLimiter(1200, 60)
+
+
 def create_app(
     config: Config,
     secret: str,
@@ -67,9 +75,15 @@ def create_app(
     on_queued: Callable[[], None] = lambda: None,
     clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     per_client: RateLimiter | None = None,
+    webhook_clients: RateLimiter | None = None,
+    fetch: Fetch = https_get,
+    webhook_body_seconds: float = BODY_SECONDS,
+    environ: Mapping[str, str] = os.environ,
 ) -> ASGIApp:
     """The web app for ``config``. ``on_queued`` is called when a subscribe
-    request waits for its confirmation email (to wake the worker)."""
+    request waits for its confirmation email (to wake the worker). ``fetch`` GETs
+    what the webhooks need from the network (SNS certificates and confirmations);
+    ``environ`` holds the webhooks' secrets."""
     secure = urlsplit(config.web.public_url).scheme == "https"
     pages = Pages(config, Csrf(secret.encode(), secure))
     manifest = ManifestReader(config.feeds.output_dir)
@@ -78,6 +92,14 @@ def create_app(
     )
     archive = Archive(config, pages)
     paths = pages.paths
+    webhooks = Webhooks(
+        config,
+        clock,
+        webhook_clients or webhook_limiter(),
+        fetch,
+        webhook_body_seconds,
+        environ,
+    )
 
     async def home(request: Request) -> Response:
         return RedirectResponse(pages.public(SUBSCRIBE_PATH), status_code=303)
@@ -99,6 +121,7 @@ def create_app(
         Route(paths["manage"], subscriptions.manage, methods=["GET", "POST"]),
         Route(ISSUES_PATH, archive.issues, methods=["GET"]),
         Route(ISSUES_PATH + "{number:int}/", archive.issue, methods=["GET"]),
+        *webhooks.routes(),
     ]
 
     _ = pages.gettext
@@ -120,7 +143,7 @@ def create_app(
     # A path without its slash is not found, rather than redirected to an
     # address built from the request's Host header.
     app.router.redirect_slashes = False
-    return Guard(SecurityHeaders(BodyLimit(app)))
+    return Guard(SecurityHeaders(BodyLimit(app, wider={WEBHOOKS_PATH: MAX_WEBHOOK_BYTES})))
 
 
 class Reloadable:
@@ -151,6 +174,7 @@ class WebServer:
         self.make_deliverer = make_deliverer
         self.clock = clock
         self.per_client = subscribe_limiter()  # kept across reloads
+        self.webhook_clients = webhook_limiter()
         self.worker = ConfirmationWorker(ConfirmationSender(config, make_deliverer, clock))
         self.app = Reloadable(self._app(config))
         self.server = uvicorn.Server(
@@ -173,6 +197,7 @@ class WebServer:
             on_queued=self.worker.wake.set,
             clock=self.clock,
             per_client=self.per_client,
+            webhook_clients=self.webhook_clients,
         )
 
     def run(self) -> None:

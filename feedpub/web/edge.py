@@ -4,6 +4,7 @@ request bodies, and one log line (never a traceback) for a request that fails.""
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -84,23 +85,31 @@ class SecurityHeaders:
 
 class BodyLimit:
     """Refuses a request body over ``limit`` bytes with 413, without reading the
-    rest: at once when Content-Length says so, else as soon as the count passes it."""
+    rest: at once when Content-Length says so, else as soon as the count passes it.
+    Paths under a prefix of ``wider`` have the limit given there instead."""
 
-    def __init__(self, app: ASGIApp, limit: int = FORM_BODY_LIMIT) -> None:
+    def __init__(
+        self, app: ASGIApp, limit: int = FORM_BODY_LIMIT, wider: Mapping[str, int] | None = None
+    ) -> None:
         self.app = app
         self.limit = limit
+        self.wider = wider or {}
+
+    def _limit(self, path: str) -> int:
+        return next((n for prefix, n in self.wider.items() if path.startswith(prefix)), self.limit)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        limit = self._limit(scope["path"])
         declared = dict(scope["headers"]).get(b"content-length")
         if declared is not None:
             if not declared.isdigit():
                 await _plain(send, 400, "Content-Length is not a number.\n")
                 return
-            if int(declared) > self.limit:
-                await _plain(send, 413, f"The request body is over {self.limit} bytes.\n")
+            if int(declared) > limit:
+                await _plain(send, 413, f"The request body is over {limit} bytes.\n")
                 return
         seen = 0
 
@@ -109,11 +118,11 @@ class BodyLimit:
             message = await receive()
             if message["type"] == "http.request":
                 seen += len(message.get("body", b""))
-                if seen > self.limit:
+                if seen > limit:
                     # Connection: close makes the server drop the rest unread.
                     raise HTTPException(
                         413,
-                        f"The request body is over {self.limit} bytes.\n",
+                        f"The request body is over {limit} bytes.\n",
                         headers={"Connection": "close"},
                     )
             return message
