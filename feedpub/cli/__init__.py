@@ -6,10 +6,10 @@ shown as one line unless ``-v`` asks for the traceback.
 
 from __future__ import annotations
 
-from feedpub.cli import bounces, digest, site, subscribers
+from feedpub.cli import bounces, digest, site, stats, subscribers
 from feedpub.cli.common import cli
 
-__all__ = ["bounces", "cli", "digest", "main", "site", "subscribers"]
+__all__ = ["bounces", "cli", "digest", "main", "site", "stats", "subscribers"]
 
 
 def main() -> None:

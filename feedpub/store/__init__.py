@@ -20,13 +20,14 @@ from feedpub.store.records import (
     SubscribeRequest,
 )
 from feedpub.store.schema import MIGRATIONS
+from feedpub.store.stats import ListStatistics
 from feedpub.store.subscribers import email_key
 from feedpub.store.webhook_tokens import WebhookMemory
 
 
-class Store(SubscribeQueue, Ledger, ListHealth, WebhookMemory):
+class Store(SubscribeQueue, Ledger, ListHealth, WebhookMemory, ListStatistics):
     """The state database: subscribers and their queue, the ledger, the list's
-    health, and what webhooks have seen, over one connection."""
+    health, what webhooks have seen, and the list's statistics, over one connection."""
 
     def __enter__(self) -> Store:
         return self
