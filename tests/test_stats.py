@@ -1,8 +1,10 @@
-"""feedpub stats, over a state built with the store's own calls: exact counts
-and rates, and the warnings' wording."""
+"""feedpub stats and the status page, over a state built with the store's own
+calls: exact counts and rates, the warnings' wording, the charts read back as
+XML, and the page in a real browser."""
 
 from __future__ import annotations
 
+import base64
 import json
 import shutil
 from datetime import timedelta
@@ -10,17 +12,26 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
+from lxml import etree
+from playwright.sync_api import sync_playwright
+from starlette.testclient import TestClient
 
 from feedpub.cli import cli
-from feedpub.config import load_config
+from feedpub.config import Config, load_config
 from feedpub.listpolicy import SoftBouncePolicy
 from feedpub.model import Issue, ListEvent
 from feedpub.stats import IssueStats, warnings
 from feedpub.store import Store
+from feedpub.web import create_app
 from tests.conftest import NOW, REPO
+from tests.test_browser import CHROMIUM, CHROMIUM_FLAGS
+from tests.test_webhook_routes import serving_app
 
+SECRET = "stats-test-secret-0123456789abcdef"
+TOKEN = "status-token-0123456789"
 ISSUE_1 = NOW - timedelta(days=20)
 ISSUE_2 = NOW - timedelta(days=10)
+SVG = "{http://www.w3.org/2000/svg}"
 
 
 def _address(n: int) -> str:
@@ -174,3 +185,106 @@ def test_warnings_start_over_their_levels() -> None:
         " Gmail and Yahoo refuse bulk mail above 0.3%",
         "issue #7: bounce rate 2.10% (21 of 1000 sent) is over 2%",
     ]
+
+
+# The status page.
+
+
+def _config(site: Path) -> Config:
+    return load_config(site)
+
+
+def _client(site: Path, environ: dict[str, str]) -> TestClient:
+    app = create_app(_config(site), SECRET, clock=lambda: NOW, environ=environ)
+    return TestClient(app, base_url="https://example.org")
+
+
+def _basic(password: str, user: str = "anyone") -> dict[str, str]:
+    return {"Authorization": "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()}
+
+
+def test_there_is_no_status_page_without_its_token(site: Path) -> None:
+    client = _client(site, {})
+    assert client.get("/status", headers=_basic(TOKEN)).status_code == 404
+    assert client.get("/status").status_code == 404
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [
+        {},
+        _basic("wrong-token"),
+        _basic(TOKEN[:-1]),
+        {"Authorization": "Bearer " + TOKEN},
+        {"Authorization": "Basic !!!"},
+    ],
+)
+def test_the_status_page_asks_for_its_token(site: Path, headers: dict[str, str]) -> None:
+    response = _client(site, {"FEEDPUB_STATUS_TOKEN": TOKEN}).get("/status", headers=headers)
+    assert response.status_code == 401
+    assert response.headers["www-authenticate"] == 'Basic realm="feedpub status", charset="UTF-8"'
+    assert "Digest #1" not in response.text
+
+
+def test_the_status_page_shows_the_table_and_charts(site: Path) -> None:
+    response = _client(site, {"FEEDPUB_STATUS_TOKEN": TOKEN}).get("/status", headers=_basic(TOKEN))
+    assert response.status_code == 200
+    assert response.headers["cache-control"] == "no-store"
+    assert "set-cookie" not in response.headers
+    assert "default-src 'none'" in response.headers["content-security-policy"]
+    page = etree.fromstring(response.content, etree.HTMLParser())
+    rows = [[cell.text for cell in row] for row in page.iter("tr")]
+    assert rows[1] == [
+        "#1", "2026-11-10", "10", "9", "1 (11.11%)", "1 (11.11%)", "1 (11.11%)",
+        "0 (0.00%)", "0 (0.00%)", "Digest #1",
+    ]  # fmt: skip
+    assert rows[2][7:] == ["1 (12.50%)", "2 (25.00%)", "Digest #2"]
+    assert "Warning: issue #2: complaint rate 12.50%" in response.text
+    assert "<script" not in response.text
+    text = response.text
+    assert text.count("<svg") == 2
+    sizes, rates = (
+        etree.fromstring(text[text.index("<svg", start) : text.index("</svg>", start) + 6])
+        for start in (text.index("<svg"), text.rindex("<svg"))
+    )
+    assert sizes.findtext(f"{SVG}title") == "List size per issue"
+    bars = sizes.findall(f"{SVG}rect[@class='bar']")
+    assert [bar.findtext(f"{SVG}title") for bar in bars] == [
+        "issue #1: 10 recipients",
+        "issue #2: 8 recipients",
+    ]
+    assert float(bars[0].get("height", "")) > float(bars[1].get("height", "")) > 0
+    assert rates.findtext(f"{SVG}title") == "Bounce and complaint rates per issue"
+    assert len(rates.findall(f"{SVG}circle[@class='bounce']")) == 2
+    assert [
+        c.findtext(f"{SVG}title") for c in rates.findall(f"{SVG}circle[@class='complaint']")
+    ] == [
+        "issue #1: complaint rate 0.00%",
+        "issue #2: complaint rate 12.50%",
+    ]
+    labels = {t.text for t in sizes.iter(f"{SVG}text")} | {t.text for t in rates.iter(f"{SVG}text")}
+    assert {"issue", "recipients", "rate per sent", "#1", "#2"} <= labels
+
+
+def test_the_status_page_in_a_browser(site: Path, tmp_path: Path) -> None:
+    if not Path(CHROMIUM).exists():
+        pytest.fail(f"no Chromium at {CHROMIUM}: .ci/run installs Debian's chromium package")
+    app = create_app(_config(site), SECRET, environ={"FEEDPUB_STATUS_TOKEN": TOKEN})
+    with serving_app(app) as base, sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_FLAGS)
+        context = browser.new_context(http_credentials={"username": "me", "password": TOKEN})
+        page = context.new_page()
+        problems: list[str] = []
+        page.on("console", lambda m: problems.append(m.text) if m.type == "error" else None)
+        page.on("pageerror", lambda e: problems.append(str(e)))
+        assert page.goto(f"{base}/status").status == 200  # type: ignore[union-attr]
+        charts = page.locator("svg[role=img]")
+        assert charts.count() == 2
+        for index in range(2):
+            box = charts.nth(index).bounding_box()
+            assert box is not None and box["width"] > 200 and box["height"] > 50
+        assert page.locator("rect.bar").count() == 2
+        assert page.get_by_text("Digest #2").is_visible()
+        page.screenshot(path=str(tmp_path / "status.png"), full_page=True)
+        browser.close()
+    assert problems == []

@@ -29,6 +29,7 @@ from feedpub.web.edge import BodyLimit, Guard, SecurityHeaders
 from feedpub.web.feeds import FeedFiles
 from feedpub.web.forms import Csrf, RateLimiter
 from feedpub.web.pages import ISSUES_PATH, SUBSCRIBE_PATH, Pages
+from feedpub.web.status import STATUS_PATH, StatusPage
 from feedpub.web.subscriptions import Subscriptions
 from feedpub.web.webhooks import BODY_SECONDS, WEBHOOKS_PATH, Fetch, Webhooks, https_get
 from feedpub.webhooks import MAX_WEBHOOK_BYTES
@@ -83,7 +84,7 @@ def create_app(
     """The web app for ``config``. ``on_queued`` is called when a subscribe
     request waits for its confirmation email (to wake the worker). ``fetch`` GETs
     what the webhooks need from the network (SNS certificates and confirmations);
-    ``environ`` holds the webhooks' secrets."""
+    ``environ`` holds the webhooks' secrets and the status page's token."""
     secure = urlsplit(config.web.public_url).scheme == "https"
     pages = Pages(config, Csrf(secret.encode(), secure))
     manifest = ManifestReader(config.feeds.output_dir)
@@ -121,6 +122,7 @@ def create_app(
         Route(paths["manage"], subscriptions.manage, methods=["GET", "POST"]),
         Route(ISSUES_PATH, archive.issues, methods=["GET"]),
         Route(ISSUES_PATH + "{number:int}/", archive.issue, methods=["GET"]),
+        Route(STATUS_PATH, StatusPage(config, pages, environ).show, methods=["GET"]),
         *webhooks.routes(),
     ]
 

@@ -43,20 +43,23 @@ class Pages:
     def link(self, name: str, token: str) -> str:
         return self.paths[name].replace("{token}", token)
 
-    def page(self, request: Request, name: str, status: int = 200, **context: Any) -> HTMLResponse:
-        cookie = self.csrf.cookie(request)
-        html = templating.render(
+    def render(self, name: str, **context: Any) -> str:
+        """Page ``name`` as HTML, with what every page is given."""
+        return templating.render(
             self.env,
             f"web/{name}.html.j2",
             {
                 "site": self.config.site,
                 "newsletter": self.newsletter,
-                "csrf": self.csrf.field(cookie),
                 "language": self.config.site.language.lower(),
                 "paths": self.paths,
                 **context,
             },
         )
+
+    def page(self, request: Request, name: str, status: int = 200, **context: Any) -> HTMLResponse:
+        cookie = self.csrf.cookie(request)
+        html = self.render(name, csrf=self.csrf.field(cookie), **context)
         response = HTMLResponse(html, status_code=status)
         self.csrf.set_cookie(response, cookie)
         return response
