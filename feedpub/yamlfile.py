@@ -10,6 +10,9 @@ import yaml
 
 _RESOLVER = yaml.resolver.Resolver()
 _CONSTRUCTOR = yaml.constructor.SafeConstructor()
+# What a plain scalar that PyYAML reads as other than text starts with ("" for the empty
+# scalar): PyYAML looks up the ways to read one by its first character.
+RESOLVED_FIRSTS = frozenset(_RESOLVER.yaml_implicit_resolvers)
 
 
 class YamlError(Exception):

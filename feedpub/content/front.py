@@ -2,13 +2,17 @@
 ``---`` lines, TOML between ``+++`` lines (``tomllib``), and a JSON object at the
 top of the file (``json``).
 
-Nearly every post's front matter is flat ``key: value`` lines: quoted or plain
-scalars, lists of names (``[a, b]`` or ``- a`` lines) and one-level mappings
-such as ``cover:``. Those are parsed here directly, about three times faster
-than PyYAML builds them; anything else goes to PyYAML. Either way the result is
-PyYAML's: a plain scalar is resolved and constructed by PyYAML's own rules
-(``true``, ``0x1F``, ``2025-06-09``), and whatever the quick reading is unsure of,
-it leaves to PyYAML. ``tests/test_front.py`` holds the two to the same answers.
+YAML is parsed by ryaml (serde_yaml, over libyaml translated to Rust), about
+five times faster than PyYAML builds the same values. Both parse with libyaml, so
+they see the same scalars and collections, but ryaml reads plain scalars by YAML
+1.2's rules: ``yes``, ``012``, ``1:20`` and ``2025-06-09`` stay text, ``0o12`` and
+``1e3`` become numbers. So its values are held to PyYAML's. A text that PyYAML
+reads as something else when plain (a date, most often) takes PyYAML's reading
+when the front matter shows that it was plain, and stays text when it shows that
+it was quoted. Front matter that does not show it, or that ryaml refuses, or with
+a tag, an anchor or an alias, a key other than plain text, a number spelt in a
+way the two read apart, or a NaN, goes to PyYAML whole, so that its values and
+errors are PyYAML's. ``tests/test_front.py`` holds the two to the same answers.
 """
 
 from __future__ import annotations
@@ -22,136 +26,137 @@ from typing import Any
 
 from frontmatter.default_handlers import YAMLHandler
 
+# ryaml's typed extension module defines loads; its __init__ imports it, without __all__.
+from ryaml import loads as ryaml_loads  # type: ignore[attr-defined]
+
 from feedpub.content.text import xml_safe
 from feedpub.errors import ContentError
-from feedpub.yamlfile import YamlError, plain_scalar, read_yaml
+from feedpub.yamlfile import RESOLVED_FIRSTS, YamlError, plain_scalar, read_yaml
 
 _YAML = YAMLHandler()
 
-# Characters the quick reading leaves to PyYAML: tabs, backslashes, and what
-# YAML 1.1 counts as line breaks (NEL, U+2028, U+2029) or forbids.
-_UNUSUAL = re.compile(r"[\x00-\x09\x0b-\x1f\\\x7f-\x9f\u2028\u2029\ud800-\udfff\ufeff\ufffe\uffff]")
-_ENTRY = re.compile(r"([A-Za-z_][A-Za-z0-9_-]{0,127}):(?: +(.*?))? *")
-_ITEM = re.compile(r"- +(.*?) *")
-_QUOTED_OR_FLOW = re.compile(r""""([^"]*)"|'((?:[^']|'')*)'|\[(.*)\]""")
-_FLOW_ITEM = re.compile(
-    r""" *(?:"([^"]*)"|'((?:[^']|'')*)'|([^ ,\[\]{}#&*!|>'"%@`?:-][^,\[\]{}#:'"]*?)) *(,|$)"""
+# What libyaml may start a token after, and a little more: white space (and a BOM,
+# which it skips too), a flow indicator, "?", ":", "-" or a quote (there only to fail).
+_BEFORE_TOKEN = " \t\r\n\x85\u2028\u2029\ufeff\\[\\]{},?:\"'-"
+# "!", "&" or "*" where a token may start: a tag, an anchor or an alias.
+_NODE_PROPERTY = re.compile(rf"[!&*](?<![^{_BEFORE_TOKEN}].)")
+# Plain scalars that ryaml reads as a float and PyYAML as text or an int: an exponent
+# (PyYAML wants a dot and a signed one), a signed leading dot, and an integer past 128 bits.
+_FLOAT_APART = re.compile(
+    rf"(?<![^{_BEFORE_TOKEN}])(?:[-+]\.[0-9]|[-+]?(?:[0-9.]+[eE]|[0-9]{{39}}))"
 )
-# A plain scalar may not start with these (YAML 1.1, 7.3.3); leave them to PyYAML.
-_INDICATORS = frozenset("-?:,[]{}#&*!|>'\"%@`")
+_LINE_BREAKS = "\r\n\x85\u2028\u2029"  # libyaml's
+# The start of a double-quoted scalar's first word, up to an escape in it.
+_ESCAPED = re.compile(r'"([^\s\\"\']*)\\')
+# The header of a block scalar: "|" or ">", its indicators, then a comment or a line break.
+_BLOCK_SCALAR = re.compile(rf"[|>][-+0-9 \t]*(?:[#{_LINE_BREAKS}]|\Z)")
 
 
-class _Unsure(Exception):
-    """The quick reading cannot vouch for this front matter."""
+class _ApartFromPyYAML(Exception):
+    """ryaml's values for this front matter might not be PyYAML's."""
 
 
-@functools.lru_cache(maxsize=4096)
 def _plain(text: str) -> Any:
-    """A plain scalar as PyYAML reads it: str, int, float, bool, None, date..."""
+    """``text`` as PyYAML reads it unquoted: str, int, float, bool, None, date...;
+    _ApartFromPyYAML when PyYAML would not read it, as 2025-13-45 or "<<"."""
     try:
         return plain_scalar(text)
     except ValueError:
-        raise _Unsure from None
+        raise _ApartFromPyYAML from None
 
 
-def _flow_items(inner: str) -> list[Any]:
-    if not inner.strip(" "):
-        return []
-    items: list[Any] = []
-    position = 0
-    while True:
-        match = _FLOW_ITEM.match(inner, position)
-        if match is None:
-            raise _Unsure
-        double, single, plain, comma = match.groups()
-        if double is not None:
-            items.append(double)
-        elif single is not None:
-            items.append(single.replace("''", "'"))
+def _was_plain(text: str, front: str) -> bool:
+    """Whether ``text``, a string of ryaml's from ``front`` that PyYAML reads as
+    something else when plain, was a plain scalar; _ApartFromPyYAML when ``front``
+    does not tell.
+
+    Such a text has no quotes and starts with neither white space nor a line break,
+    so its first word stands as it is in a plain scalar, which never starts right
+    after a quote (libyaml refuses a scalar there); in a block scalar, after the
+    indentation of a line; and in a quoted scalar, right after its quote, unless an
+    escape comes first (white space and line breaks, folded into a space, are all
+    else that can make a quoted scalar's words differ from its text's)."""
+    word = text.split(None, 1)[0]
+    plain = quoted = line_start = False
+    at = front.find(word)
+    while at >= 0:
+        if at and front[at - 1] in "\"'":
+            quoted = True
         else:
-            items.append(_plain(plain))
-        if not comma:
-            return items
-        position = match.end()
+            plain = True
+            start = at
+            while start and front[start - 1] in " \t":
+                start -= 1
+            line_start = line_start or not start or front[start - 1] in _LINE_BREAKS
+        at = front.find(word, at + 1)
+    if not plain:
+        return False
+    if (
+        quoted
+        or (line_start and _BLOCK_SCALAR.search(front) is not None)
+        or ("\\" in front and any(word.startswith(m[1]) for m in _ESCAPED.finditer(front)))
+    ):
+        raise _ApartFromPyYAML
+    return True
 
 
-def _value(text: str, lists: bool = True) -> Any:
-    """An inline value: a quoted or plain scalar or, with ``lists``, a one-line list."""
-    match = _QUOTED_OR_FLOW.fullmatch(text)
-    if match is None:  # plain, or something to leave to PyYAML
-        if text[0] in _INDICATORS or " #" in text or ": " in text or text.endswith(":"):
-            raise _Unsure
-        return _plain(text)
-    double, single, flow = match.groups()
-    if double is not None:
-        return double
-    if single is not None:
-        return single.replace("''", "'")
-    if not lists:
-        raise _Unsure
-    return _flow_items(flow)
+@functools.lru_cache(maxsize=1024)
+def _is_text(key: Any) -> bool:
+    """Whether a mapping key of ryaml's is text that PyYAML reads as the same text."""
+    return type(key) is str and (key[:1] not in RESOLVED_FIRSTS or type(_plain(key)) is str)
 
 
-def _key(name: str) -> str:
-    if _plain(name) != name:  # true:, null: and the like are not text keys
-        raise _Unsure
-    return name
+def _pyyaml_reading(value: Any, front: str) -> Any:
+    """ryaml's ``value`` from ``front`` as PyYAML reads it; its lists and mappings are
+    changed in place. Most texts start with a character that keeps them text to
+    PyYAML, and are left as they are without a call."""
+    kind = type(value)
+    if kind is dict:
+        for key, item in value.items():
+            if not _is_text(key):  # keys such as 1, null, yes or "<<"
+                raise _ApartFromPyYAML
+            if type(item) is not str or item[:1] in RESOLVED_FIRSTS:
+                value[key] = _pyyaml_reading(item, front)
+        return value
+    if kind is list:
+        for index, item in enumerate(value):
+            if type(item) is not str or item[:1] in RESOLVED_FIRSTS:
+                value[index] = _pyyaml_reading(item, front)
+        return value
+    if kind is str:
+        if not value:  # an empty plain scalar is null to both: this one was quoted
+            return value
+        reading = _plain(value)
+        if type(reading) is str:  # the same, quoted or not
+            return value
+        return reading if _was_plain(value, front) else value
+    if kind is float:
+        # PyYAML's NaN has its sign bit set, ryaml's not.
+        if value != value or _FLOAT_APART.search(front):
+            raise _ApartFromPyYAML
+        return value
+    if kind is bool or kind is int or value is None:  # read alike, but for "0o" (_fast)
+        return value
+    raise _ApartFromPyYAML
 
 
-def _block(lines: list[str]) -> Any:
-    """The indented lines under ``key:``: a list of scalars or a flat mapping."""
-    content = [line for line in lines if line.strip(" ") and not line.lstrip(" ").startswith("#")]
-    if not content:
-        return None
-    indent = len(content[0]) - len(content[0].lstrip(" "))
-    if any(len(line) - len(line.lstrip(" ")) != indent for line in content):
-        raise _Unsure
-    if content[0][indent] == "-":
-        items = []
-        for line in content:
-            match = _ITEM.fullmatch(line, indent)
-            if match is None or not match[1]:
-                raise _Unsure
-            items.append(_value(match[1], lists=False))
-        return items
-    mapping: dict[str, Any] = {}
-    for line in content:
-        match = _ENTRY.fullmatch(line, indent)
-        if match is None:
-            raise _Unsure
-        mapping[_key(match[1])] = _value(match[2]) if match[2] else None
-    return mapping
-
-
-def _quick(front: str) -> dict[str, Any] | None:
-    """The front matter as PyYAML would read it, or None when it looks unusual."""
-    if _UNUSUAL.search(front):
-        return None
-    lines = front.split("\n")
-    meta: dict[str, Any] = {}
-    i = 0
+def _fast(front: str) -> Any:
+    """The front matter as PyYAML reads it, read by ryaml; _ApartFromPyYAML when the
+    two might differ or ryaml refuses it."""
+    # "0o" makes an octal number to ryaml, text to PyYAML. (Looking for the three
+    # characters first is quicker than the regular expression alone.)
+    if "0o" in front or (
+        ("!" in front or "&" in front or "*" in front) and _NODE_PROPERTY.search(front)
+    ):
+        raise _ApartFromPyYAML
     try:
-        while i < len(lines):
-            line = lines[i]
-            i += 1
-            match = _ENTRY.fullmatch(line)
-            if match is None:
-                if not line.strip(" ") or line.lstrip(" ").startswith("#"):
-                    continue  # a blank line or a comment
-                return None
-            key = _key(match[1])
-            if match[2]:
-                meta[key] = _value(match[2])
-                continue
-            start = i
-            while i < len(lines) and (
-                lines[i].startswith((" ", "-")) or not lines[i] or lines[i].startswith("#")
-            ):
-                i += 1
-            meta[key] = _block(lines[start:i])
-    except _Unsure:
-        return None
-    return meta or None  # PyYAML reads an empty document as None
+        value = ryaml_loads(front)
+    except ValueError:  # invalid YAML, duplicate keys, a key Python cannot hash...
+        raise _ApartFromPyYAML from None
+    value = _pyyaml_reading(value, front)
+    # Only an escape in a double-quoted scalar can make a character XML forbids:
+    # libyaml refuses them in its input.
+    return _xml_safe(value) if "\\" in front else value
 
 
 def _xml_safe(value: Any) -> Any:
@@ -166,12 +171,11 @@ def _xml_safe(value: Any) -> Any:
 
 
 def _load(front: str, delimiter_line: int, label: str) -> Any:
-    """The front matter's values; no string in them holds a character XML forbids
-    (the file's text has none, and the quick reading makes none, but a YAML escape
-    such as "\\x01" could)."""
-    quick = _quick(front)
-    if quick is not None:
-        return quick
+    """The front matter's values; no string in them holds a character XML forbids."""
+    try:
+        return _fast(front)
+    except _ApartFromPyYAML:
+        pass
     try:
         return _xml_safe(read_yaml(front))
     except YamlError as exc:
