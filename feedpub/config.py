@@ -31,6 +31,7 @@ from feedpub.config_schema import (
 from feedpub.config_schema import IntervalSchedule as IntervalSchedule
 from feedpub.cron import CronSchedule
 from feedpub.errors import ConfigError
+from feedpub.listpolicy import SoftBouncePolicy
 from feedpub.model import Author, Problem, Severity
 from feedpub.options import Report
 from feedpub.theme import template_path
@@ -90,12 +91,6 @@ class NewsletterConfig:
     default_name: str | None  # None: the word for a reader in the site's language
     list_id: str
     bounce_address: str | None = None  # a VERP template with {token}
-
-
-@dataclass(frozen=True, slots=True)
-class DeliveryConfig:
-    soft_bounce_limit: int = 3
-    soft_bounce_days: int = 30
 
 
 @dataclass(frozen=True, slots=True)
@@ -172,11 +167,11 @@ class Config:
     smtp: SmtpConfig | None
     build_schedule: CronSchedule | IntervalSchedule
     web: WebConfig
+    delivery: SoftBouncePolicy
+    bounces: BouncesConfig | None
+    bounce_schedule: CronSchedule | IntervalSchedule | None
+    webhooks: WebhooksConfig
     warnings: tuple[Problem, ...]
-    delivery: DeliveryConfig = DeliveryConfig()
-    bounces: BouncesConfig | None = None
-    bounce_schedule: CronSchedule | IntervalSchedule | None = None
-    webhooks: WebhooksConfig = WebhooksConfig()
 
     def require_newsletter(self) -> NewsletterConfig:
         if self.newsletter is None:
@@ -454,7 +449,7 @@ def load_config(path: Path) -> Config:
         build_schedule=options.schedule.build,
         web=_web(options.web, site.url),
         warnings=tuple(problems),
-        delivery=DeliveryConfig(
+        delivery=SoftBouncePolicy(
             options.delivery.soft_bounce_limit, options.delivery.soft_bounce_days
         ),
         bounces=bounces,

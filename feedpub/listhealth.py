@@ -41,10 +41,6 @@ class FetchReport:
         )
 
 
-def policy_of(config: Config) -> SoftBouncePolicy:
-    return SoftBouncePolicy(config.delivery.soft_bounce_limit, config.delivery.soft_bounce_days)
-
-
 def open_source(config: Config) -> BounceSource:
     """The bounce mailbox ``config.bounces`` names."""
     bounces = config.bounces
@@ -92,7 +88,7 @@ def fetch_bounces(config: Config, now: datetime, source: BounceSource) -> FetchR
 
     newsletter = config.newsletter
     template = None if newsletter is None else newsletter.bounce_address
-    policy = policy_of(config)
+    policy = config.delivery
     report = FetchReport()
     with Store(config.state_path) as store, closing(source):
         for incoming in source.messages(config.bounces.max_bytes if config.bounces else 0):

@@ -24,6 +24,9 @@ SUPPRESSION_REASONS = ("complained", "bounced", "unsubscribed")
 
 @dataclass(frozen=True, slots=True)
 class SoftBouncePolicy:
+    """``delivery.soft_bounce_limit`` soft bounces within ``delivery.soft_bounce_days``
+    make a hard one."""
+
     limit: int = 3
     days: int = 30
 

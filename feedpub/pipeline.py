@@ -24,7 +24,6 @@ from feedpub.cron import CronSchedule
 from feedpub.delivery import Deliverer, make_deliverer
 from feedpub.digest import EVERY_POST, IssuePlan, IssueTemplates, plan_issue, render_issue
 from feedpub.errors import DeliveryError, StateError
-from feedpub.listhealth import policy_of
 from feedpub.mail import MessageMaker, with_default_name
 from feedpub.model import Issue, ListEvent, Problem, Recipient
 from feedpub.sending import Connections
@@ -192,7 +191,7 @@ class DigestSender:
         self.retry_delay = smtp.retry_delay if smtp else 0.0
         self.connections = smtp.connections if smtp else 1
         self.connect = connect or (lambda: make_deliverer(config))
-        self.policy = policy_of(config)
+        self.policy = config.delivery
 
     def run(self, *, dry_run: bool = False) -> SendReport:
         report = SendReport()

@@ -387,7 +387,7 @@ def test_bad_hugo_permalinks_are_named(tmp_path: Path, pattern: str, problem: st
 
 def test_list_health_keys_and_their_defaults(tmp_path: Path) -> None:
     config = load_config(_write(tmp_path, SITE))
-    assert (config.delivery.soft_bounce_limit, config.delivery.soft_bounce_days) == (3, 30)
+    assert (config.delivery.limit, config.delivery.days) == (3, 30)
     assert config.bounces is None and config.bounce_schedule is None
     assert config.webhooks.ses_topics is None and config.webhooks.postmark is None
     path = _write(

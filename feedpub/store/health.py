@@ -17,11 +17,13 @@ from feedpub.verp import delivery_of, delivery_token
 
 @dataclass(frozen=True, slots=True)
 class EventOutcome:
-    """What recording one event did: ``applied`` False when it was seen before or
-    names no subscriber (then nothing changed); ``says`` is one line for a person."""
+    """What recording one event did: ``applied`` False when it was seen before
+    (``seen_before``) or names no subscriber (then nothing changed); ``says`` is
+    one line for a person."""
 
     applied: bool
     says: str
+    seen_before: bool = False
 
 
 class ListHealth(Database):
@@ -52,7 +54,7 @@ class ListHealth(Database):
                 ),
             ).rowcount
             if not inserted:
-                return EventOutcome(False, "seen before; counted once")
+                return EventOutcome(False, "seen before; counted once", seen_before=True)
             row = db.execute(
                 "SELECT id, status FROM subscribers WHERE email_key = ?", (key,)
             ).fetchone()

@@ -26,10 +26,3 @@ class WebhookMemory(Database):
         not be recorded is taken."""
         with self._transaction() as db:
             db.execute("DELETE FROM webhook_tokens WHERE token = ?", (token,))
-
-    def event_recorded(self, provider: str, event_id: str) -> bool:
-        """Whether the event ``provider`` names ``event_id`` was recorded before."""
-        row = self._db.execute(
-            "SELECT 1 FROM list_events WHERE key = ?", (f"{provider}:{event_id}",)
-        ).fetchone()
-        return row is not None

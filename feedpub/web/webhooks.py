@@ -25,7 +25,6 @@ from starlette.routing import Route
 
 from feedpub.config import Config
 from feedpub.errors import FeedpubError, StateError, WebhookRefused
-from feedpub.listhealth import policy_of
 from feedpub.store import Store
 from feedpub.web.forms import RateLimiter, client_key
 from feedpub.webhooks import (
@@ -212,7 +211,7 @@ class Webhooks:
         self.environ = environ
         self.certificates = CertificateCache(fetch)
         self.confirmer = SnsConfirmer(fetch)
-        self.policy = policy_of(config)
+        self.policy = config.delivery
 
     def routes(self) -> list[Route]:
         """A route for each provider set up; the others are not found."""
@@ -334,10 +333,9 @@ class Webhooks:
             recorded = seen = 0
             try:
                 for event in accepted.events:
-                    if store.event_recorded(event.provider, event.event_id):
+                    if store.record_event(event, None, now, self.policy).seen_before:
                         seen += 1
                     else:
-                        store.record_event(event, None, now, self.policy)
                         recorded += 1
             except StateError:
                 for token in taken:
