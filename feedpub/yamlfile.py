@@ -33,6 +33,10 @@ def read_yaml(text: str) -> Any:
         raise YamlError(str(exc.problem), mark.line if mark else None) from None
     except (yaml.YAMLError, ValueError) as exc:  # ValueError: a date such as 2025-13-45
         raise YamlError(str(exc), None) from None
+    except (KeyError, IndexError, TypeError, OverflowError):
+        # PyYAML's constructors fail so on a tag with a value it cannot take
+        # ("!!bool maybe", "!!int" with nothing after it).
+        raise YamlError("a tagged value (such as !!int or !!bool) cannot be read", None) from None
 
 
 def plain_scalar(text: str) -> Any:

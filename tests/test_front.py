@@ -61,8 +61,8 @@ def _typed(value: Any) -> Any:
 
 
 def _outcome(text: str) -> Any:
-    """What split makes of ``text``: its values (types spelt out) and body, or its error
-    (PyYAML fails on a few, such as an empty ``!!int``, with errors of Python's own)."""
+    """What split makes of ``text``: its values (types spelt out) and body, or its
+    error (any other exception is a failure the two readings must share too)."""
     try:
         meta, body = split(text, "post.md")
     except ContentError as exc:
@@ -375,3 +375,10 @@ def test_toml_and_json_errors_name_the_line(
     with pytest.raises(ContentError) as caught:
         split(text, "a.md")
     assert (caught.value.reason, caught.value.line) == (reason, line)
+
+
+@pytest.mark.parametrize("front", ["title: !!int\n", "title: !!bool maybe\n", "a: !!int 1e999\n"])
+def test_a_tag_its_value_cannot_take_is_a_content_error(front: str) -> None:
+    with pytest.raises(ContentError) as caught:
+        split(f"---\n{front}---\nBody.\n", "post.md")
+    assert "invalid YAML in front matter" in str(caught.value)
