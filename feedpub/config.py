@@ -34,6 +34,7 @@ from feedpub.errors import ConfigError
 from feedpub.listpolicy import SoftBouncePolicy
 from feedpub.model import Author, Problem, Severity
 from feedpub.options import Report
+from feedpub.pacing import DomainPace
 from feedpub.theme import template_path
 from feedpub.yamlfile import YamlError, read_yaml
 
@@ -141,6 +142,7 @@ class SmtpConfig:
     ca_file: Path | None
     dkim: DkimConfig | None
     connections: int = 1
+    domains: Mapping[str, DomainPace] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)
@@ -285,6 +287,7 @@ def _smtp(smtp: SmtpOptions, base: Path) -> SmtpConfig:
         ca_file=base / smtp.ca_file if smtp.ca_file else None,
         dkim=None if smtp.dkim is None else _dkim(smtp.dkim, base),
         connections=smtp.connections,
+        domains=smtp.domains,
     )
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import ipaddress
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
@@ -34,7 +35,9 @@ from feedpub.options import (
     TimeZone,
     as_text,
     as_texts,
+    kind,
 )
+from feedpub.pacing import DomainPace
 from feedpub.subscribers import check_email
 from feedpub.verp import template_problem
 
@@ -77,6 +80,7 @@ DEFAULT_COVER_FIELDS = (
 )
 SUBJECT_FIELDS = ("title", "site_title", "number", "date", "lead_title")
 _LANGUAGE = re.compile(r"[A-Za-z]{2,3}(-[A-Za-z0-9]{1,8})*")
+_DOMAIN_NAME = re.compile(r"(?:[a-z0-9](?:[a-z0-9-]*[a-z0-9])?\.)+[a-z0-9-]+")
 _INTERVAL = re.compile(r"(\d+)\s*([smh])")
 _INTERVAL_SECONDS = {"s": 1, "m": 60, "h": 3600}
 
@@ -458,6 +462,38 @@ class StateOptions(Section):
     )
 
 
+# How each domain's limits are checked, as smtp.rate_limit and smtp.connections are.
+_DOMAIN_RATE = Number(doc="", default=0, minimum=0)
+_DOMAIN_CONNECTIONS = Integer(doc="", default=0, minimum=0)
+
+
+class DomainLimits(Option[Mapping[str, DomainPace]]):
+    """Recipient domains, each with its ``rate`` and ``connections``."""
+
+    def convert(self, value: object) -> Mapping[str, DomainPace]:
+        if not isinstance(value, Mapping):
+            raise Invalid(f"expected a mapping of domains to their limits, got {kind(value)}")
+        limits: dict[str, DomainPace] = {}
+        problems: list[str] = []
+        for domain, pace in value.items():
+            name = str(domain).strip().lower()
+            if not _DOMAIN_NAME.fullmatch(name):
+                problems.append(f"{domain!r} is not a domain name")
+            elif not isinstance(pace, Mapping) or set(pace) - {"rate", "connections"}:
+                problems.append(f"{name}: expected a mapping with rate and connections")
+            else:
+                try:
+                    rate = _DOMAIN_RATE.convert(pace.get("rate", 0))
+                    connections = _DOMAIN_CONNECTIONS.convert(pace.get("connections", 0))
+                except Invalid as exc:
+                    problems.extend(f"{name}: {message}" for message in exc.messages)
+                    continue
+                limits[name] = DomainPace(rate, connections)
+        if problems:
+            raise Invalid(*problems)
+        return limits
+
+
 class DkimOptions(Section):
     selector = Text(
         doc="The DKIM selector: the public key is published at `SELECTOR._domainkey.DOMAIN`."
@@ -512,6 +548,14 @@ class SmtpOptions(Section):
     ca_file = Derived(
         Text(doc="A CA certificate file to trust, for servers with a private certificate."),
         "system store",
+    )
+    domains = DomainLimits(
+        doc="Recipient domains to pace, each with `rate` (messages per second at most; `0` for "
+        "no limit) and `connections` (messages on their way at once; `0` for "
+        "`smtp.connections`): `{gmail.com: {rate: 20, connections: 2}}`. A subdomain counts "
+        'as its domain. A domain that answers 4xx "too many" or "rate limited" has its '
+        "rate halved (one a second if it had none); the other domains go on as they were.",
+        default={},
     )
     dkim = OptionalSub(DkimOptions)
 

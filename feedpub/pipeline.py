@@ -7,6 +7,7 @@ and mailed from the record. ``run_once`` builds the feeds and sends a due digest
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Iterable, Mapping
 from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, field, replace
@@ -26,6 +27,7 @@ from feedpub.digest import EVERY_POST, IssuePlan, IssueTemplates, plan_issue, re
 from feedpub.errors import DeliveryError, StateError
 from feedpub.mail import MessageMaker, with_default_name
 from feedpub.model import Issue, ListEvent, Problem, Recipient
+from feedpub.pacing import DomainPacer, PacedQueue, asks_to_slow_down
 from feedpub.sending import Connections
 from feedpub.smtpstatus import smtp_verdict
 from feedpub.store import Delivery, Store, email_key
@@ -190,6 +192,7 @@ class DigestSender:
         self.max_attempts = smtp.max_attempts if smtp else 1
         self.retry_delay = smtp.retry_delay if smtp else 0.0
         self.connections = smtp.connections if smtp else 1
+        self.domains = smtp.domains if smtp else {}
         self.connect = connect or (lambda: make_deliverer(config))
         self.policy = config.delivery
 
@@ -262,13 +265,27 @@ class DigestSender:
         transaction, before that message leaves (or, for the last ones, when the
         run ends): no message leaves while an answer waits to be recorded, so a
         crash can at most make the messages in flight and those answered but not
-        yet recorded, together no more than ``smtp.connections``, go again."""
+        yet recorded, together no more than ``smtp.connections``, go again.
+
+        Deliveries go in order, but one to a domain ``smtp.domains`` paces goes
+        only when that domain may take it; meanwhile the others go on."""
         open_deliveries = self.store.open_deliveries(number)
         makers: dict[str, MessageMaker] = {}  # one per variant, read once from the ledger
-        run = _Run(len(open_deliveries))
+        run = _Run(len(open_deliveries), DomainPacer(self.domains, time.monotonic))
+        queue = PacedQueue(open_deliveries, lambda delivery: delivery.email, run.pacer)
+        done = 0
         with Connections[_Sending](self.deliverer, self.connect, self.connections) as pool:
             try:
-                for done, delivery in enumerate(open_deliveries, start=1):
+                while queue:
+                    delivery = queue.take()
+                    if isinstance(delivery, float):  # only paced domains are left, all waiting
+                        if pool:
+                            self._settle(pool, run, report)
+                        else:
+                            time.sleep(min(delivery, 1.0))
+                        if run.failure is not None:
+                            break
+                        continue
                     # Made while the messages in flight are on their way; used only
                     # if the checks below, fresh once a connection is free, allow it.
                     data, name = self._message(delivery, makers)
@@ -282,6 +299,7 @@ class DigestSender:
                     if self._start(pool, run, _Sending(delivery, data, name, 1)) is not None:
                         report.skipped += 1
                         run.settled += 1
+                    done += 1
                     if self.progress:
                         self.progress(done, len(open_deliveries))
                 while pool:
@@ -332,6 +350,7 @@ class DigestSender:
         if reason is None:
             email, name = sending.delivery.email, sending.name
             sender = self._envelope_sender(sending.delivery)
+            run.pacer.leaving(email)
             pool.submit(sending, sending.data, sender, email, name, after=after)
         return reason
 
@@ -362,6 +381,7 @@ class DigestSender:
         left (on its connection, while the others go on)."""
         sending, result = pool.next_done()
         delivery = sending.delivery
+        run.pacer.answered(delivery.email)
         if isinstance(result, Exception):  # TLS failed, say, or a bug: the message waits
             run.unrecorded.append((delivery, "pending", str(result)))
             report.deferred += 1
@@ -380,7 +400,10 @@ class DigestSender:
             run.settled += 1
             self._refused(delivery, result.reply)
         elif sending.attempt < self.max_attempts and run.failure is None:
-            delay = min(self.retry_delay * 2 ** (sending.attempt - 1), 60.0)
+            if asks_to_slow_down(result.reply):  # that domain alone goes slower from now on
+                run.pacer.slow_down(delivery.email)
+            delay = self.retry_delay * 2 ** (sending.attempt - 1)
+            delay = min(max(delay, run.pacer.wait(delivery.email)), 60.0)
             again = replace(sending, attempt=sending.attempt + 1)
             self._start(pool, run, again, check=False, after=delay)
         else:
@@ -407,6 +430,7 @@ class _Run:
     """How far one issue's delivery has come."""
 
     total: int
+    pacer: DomainPacer  # the pace of each domain smtp.domains names
     settled: int = 0  # sent, failed or skipped
     failure: str | None = None  # why the run stops: the server cannot be reached
     error: Exception | None = None  # an unexpected one, raised once the rest is recorded

@@ -9,6 +9,7 @@ import socket
 import ssl
 import subprocess
 import threading
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -25,6 +26,7 @@ class Received:
     sender: str
     recipients: list[str]
     data: bytes
+    at: float = 0.0  # time.monotonic() when it was accepted
 
     @property
     def message(self) -> EmailMessage:
@@ -39,6 +41,7 @@ class Behaviour:
     n-th DATA command (counting from 0) instead of accepting it."""
 
     refuse: set[str] = field(default_factory=set)
+    rcpt_reply: Callable[[str], str | None] = lambda address: None
     data_reply: Callable[[int], str | None] = lambda n: None
     delay: float = 0.0
     on_data: Callable[[int], None] = lambda n: None
@@ -57,6 +60,9 @@ class RecordingHandler:
     async def handle_RCPT(self, server, session, envelope, address, rcpt_options):  # type: ignore[no-untyped-def]
         if address in self.behaviour.refuse:
             return f"550 5.1.1 <{address}>: no such user here"
+        reply = self.behaviour.rcpt_reply(address)
+        if reply is not None:
+            return reply
         envelope.rcpt_tos.append(address)
         return "250 OK"
 
@@ -77,7 +83,9 @@ class RecordingHandler:
             return reply
         with self.lock:
             self.received.append(
-                Received(envelope.mail_from, list(envelope.rcpt_tos), envelope.content)
+                Received(
+                    envelope.mail_from, list(envelope.rcpt_tos), envelope.content, time.monotonic()
+                )
             )
         return "250 2.0.0 Message accepted for delivery"
 
