@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import sqlite3
 import stat
+import subprocess
+import sys
 from datetime import timedelta
 from pathlib import Path
 
@@ -130,3 +132,29 @@ def test_unfinished_issues_are_found_by_the_index_of_open_deliveries(tmp_path: P
         query = "SELECT DISTINCT issue FROM deliveries WHERE status IN ('pending', 'sending')"
         plan = " ".join(str(row[3]) for row in store._db.execute(f"EXPLAIN QUERY PLAN {query}"))
     assert "deliveries_open" in plan, plan
+
+
+def test_opening_the_state_again_keeps_the_locks_of_connections_open(tmp_path: Path) -> None:
+    # A daemon opens the state in several threads at once (digest, bounces, the web
+    # app). Closing any descriptor of the file would drop this process's POSIX locks,
+    # SQLite's included, and let another process write in the middle of a transaction.
+    path = tmp_path / "state.db"
+    writer = Store(path)
+    writer._db.execute("BEGIN IMMEDIATE")
+    try:
+        Store(path).close()  # another thread's open and close, meanwhile
+        other = subprocess.run(
+            [
+                sys.executable,
+                "-c",
+                "import sqlite3, sys; db = sqlite3.connect(sys.argv[1], timeout=0,"
+                " isolation_level=None); db.execute('BEGIN IMMEDIATE')",
+                str(path),
+            ],
+            capture_output=True,
+            text=True,
+        )
+        assert other.returncode != 0 and "database is locked" in other.stderr
+    finally:
+        writer._db.execute("ROLLBACK")
+        writer.close()

@@ -3,6 +3,7 @@ the file (readable by its owner only), transactions, and the value helpers."""
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import sqlite3
@@ -25,17 +26,22 @@ def _moment(text: str | None) -> datetime | None:
 
 def _private_file(path: Path, *, create: bool = True) -> None:
     """Make sure only its owner can read ``path`` (created if missing and ``create``):
-    the state holds addresses and tokens."""
+    the state holds addresses and tokens.
+
+    An existing file is never opened here: closing any descriptor of a database
+    file drops every POSIX lock this process holds on it, those of SQLite's
+    connections in other threads included, which lets two writers corrupt it.
+    """
     path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
     try:
-        handle = os.open(path, os.O_RDWR | (os.O_CREAT if create else 0), 0o600)
+        mode = os.stat(path).st_mode
     except FileNotFoundError:
+        if create:  # (made meanwhile by another connection, as ours would be: fine)
+            with contextlib.suppress(FileExistsError):
+                os.close(os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o600))
         return
-    try:
-        if os.fstat(handle).st_mode & 0o077:  # made by an older release, or by hand
-            os.fchmod(handle, 0o600)
-    finally:
-        os.close(handle)
+    if mode & 0o077:  # made by an older release, or by hand
+        os.chmod(path, 0o600)
 
 
 def _digest(secret: str) -> str:
@@ -87,6 +93,8 @@ class Database:
             raise StateError(f"state database {self.path}: {exc}") from None
 
     def _migrate(self) -> None:
+        if self.schema_version == len(MIGRATIONS):  # without the write lock another holds
+            return
         with self._transaction() as db:
             version = db.execute("PRAGMA user_version").fetchone()[0]
             if version > len(MIGRATIONS):
