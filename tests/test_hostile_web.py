@@ -145,17 +145,18 @@ def test_who_subscribes_does_not_leak(tmp_path: Path) -> None:
     assert max(known, unknown) < 2 * min(known, unknown), (known, unknown)
 
 
-def _raw(base: str, request: bytes, then: bytes = b"") -> tuple[bytes, int]:
-    """Send ``request``, then ``then`` in 64 KiB pieces while the server reads;
-    return its answer and how many bytes of ``then`` went out."""
+def _raw(base: str, request: bytes, then: bytes = b"", pause: float = 0) -> tuple[bytes, int]:
+    """Send ``request``, then ``then`` in 64 KiB pieces (``pause`` seconds apart)
+    while the server reads; return its answer and how many bytes of ``then`` went out."""
     host, port = base.removeprefix("http://").split(":")
-    with socket.create_connection((host, int(port)), timeout=5) as connection:
+    with socket.create_connection((host, int(port)), timeout=10) as connection:
         connection.sendall(request)
         sent = 0
         try:
             while sent < len(then):
                 connection.sendall(then[sent : sent + 65536])
                 sent += 65536
+                time.sleep(pause)
         except OSError:
             pass  # the server answered and closed: what it read is bounded
         answer = b""

@@ -4,10 +4,8 @@ lying about their length) over raw sockets against a real server on loopback."""
 
 from __future__ import annotations
 
-import ipaddress
 import json
 import logging
-import socket
 import ssl
 import threading
 import time
@@ -21,10 +19,7 @@ from typing import Any
 
 import pytest
 import uvicorn
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
-from cryptography.x509.oid import NameOID
 from starlette.testclient import TestClient
 from starlette.types import ASGIApp
 
@@ -35,6 +30,8 @@ from feedpub.web.webhooks import FetchFailed, https_get
 from feedpub.webhooks import MAX_WEBHOOK_BYTES
 from tests.conftest import NOW, sample_site
 from tests.smtpd import free_port
+from tests.test_hostile_web import _raw
+from tests.test_mailbox import certificate
 from tests.test_webhooks import (
     AUTH,
     BOUNCE,
@@ -364,29 +361,6 @@ def serving_app(app: ASGIApp) -> Iterator[str]:
         thread.join(10)
 
 
-def _raw(base: str, request: bytes, then: bytes = b"", pause: float = 0) -> tuple[bytes, int]:
-    """Send ``request``, then ``then`` in 64 KiB pieces (``pause`` seconds apart);
-    return the server's answer and how many bytes of ``then`` went out."""
-    host, port = base.removeprefix("http://").split(":")
-    with socket.create_connection((host, int(port)), timeout=10) as connection:
-        connection.sendall(request)
-        sent = 0
-        try:
-            while sent < len(then):
-                connection.sendall(then[sent : sent + 65536])
-                sent += 65536
-                time.sleep(pause)
-        except OSError:
-            pass  # the server answered and closed
-        answer = b""
-        try:
-            while chunk := connection.recv(65536):
-                answer += chunk
-        except OSError:
-            pass
-    return answer, sent
-
-
 def _post(length: bytes) -> bytes:
     return b"POST /webhooks/ses HTTP/1.1\r\nHost: x\r\n" + length + b"\r\n\r\n"
 
@@ -421,32 +395,7 @@ def test_oversized_slow_and_lying_bodies_get_4xx_and_change_nothing(
 @pytest.fixture(scope="module")
 def tls(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     """A certificate for 127.0.0.1 and its key, as files."""
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
-    certificate = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(NOW - timedelta(days=3650))
-        .not_valid_after(NOW + timedelta(days=3650))
-        .add_extension(
-            x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
-            critical=False,
-        )
-        .sign(key, hashes.SHA256())
-    )
-    folder = tmp_path_factory.mktemp("tls")
-    (folder / "cert.pem").write_bytes(certificate.public_bytes(serialization.Encoding.PEM))
-    (folder / "key.pem").write_bytes(
-        key.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption(),
-        )
-    )
-    return folder / "cert.pem", folder / "key.pem"
+    return certificate(tmp_path_factory.mktemp("tls"))
 
 
 class _Answers(BaseHTTPRequestHandler):
