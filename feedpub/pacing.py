@@ -56,6 +56,8 @@ class DomainPacer:
 
     def key(self, address: str) -> str | None:
         """The paced domain ``address`` counts against, or None."""
+        if not self.limits:  # the usual case: nothing to look up for each message
+            return None
         domain = domain_of(address)
         while domain:
             if domain in self.limits:
