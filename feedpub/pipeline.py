@@ -30,7 +30,7 @@ from feedpub.model import Issue, ListEvent, Problem, Recipient
 from feedpub.pacing import DomainPacer, PacedQueue, asks_to_slow_down
 from feedpub.sending import Connections
 from feedpub.smtpstatus import smtp_verdict
-from feedpub.store import Delivery, Store, email_key
+from feedpub.store import Delivery, Store
 from feedpub.summaries import send_summary
 from feedpub.verp import bounce_address, delivery_token
 
@@ -220,8 +220,6 @@ class DigestSender:
         its number, or None when no post is new."""
         now = self.clock()
         subscribers = self.store.recipients()
-        suppressed = self.store.suppressions(s.email for s in subscribers)
-        subscribers = [s for s in subscribers if email_key(s.email) not in suppressed]
         report.suppressed = self.store.suppressed_subscribers()
         audience = {s.id: folded_terms(s.tags) for s in subscribers}
         planned = plan_digest(self.config, now, self.store.included_post_ids(), audience.values())

@@ -158,9 +158,11 @@ class SubscriberTable(Database):
         return self.subscriber(email)
 
     def recipients(self) -> list[Subscriber]:
-        """Who gets the next issue: active subscribers who have not paused."""
+        """Who gets the next issue: active subscribers who have not paused, and
+        whose address is not suppressed."""
         rows = self._db.execute(
-            "SELECT * FROM subscribers WHERE status = 'active' AND paused = 0 ORDER BY id"
+            "SELECT * FROM subscribers WHERE status = 'active' AND paused = 0"
+            " AND email_key NOT IN (SELECT email_key FROM suppressions) ORDER BY id"
         )
         return [_subscriber(row) for row in rows]
 
