@@ -10,6 +10,7 @@ from datetime import datetime, timedelta
 from feedpub.listpolicy import SoftBouncePolicy, consequence
 from feedpub.model import ListEvent
 from feedpub.store.database import Database, _stamp
+from feedpub.store.ledger import _delivery
 from feedpub.store.records import INACTIVE, Delivery
 from feedpub.store.subscribers import _change_status, email_key, suppress
 from feedpub.verp import delivery_of, delivery_token
@@ -84,7 +85,7 @@ class ListHealth(Database):
         ).fetchone()
         if row is None or delivery_token(row["issue"], row["subscriber"], row["token"]) != token:
             return None
-        return Delivery(**{name: row[name] for name in Delivery.__slots__})
+        return _delivery(row)
 
     def suppressions(self, emails: Iterable[str]) -> dict[str, str]:
         """The suppressed ones of ``emails`` (by ``email_key``), with their reasons."""
