@@ -128,9 +128,11 @@ class PacedQueue(Generic[T]):
             item = self._fresh.popleft()
             address = self._address(item)
             key = self._pacer.key(address)
-            wait = self._pacer.wait(address)
-            if wait == 0 and not (key and self._held.get(key)):
+            if key is None:  # an unpaced domain never waits
                 return item
-            self._held.setdefault(key or domain_of(address), deque()).append(item)
+            wait = self._pacer.wait(address)
+            if wait == 0 and not self._held.get(key):
+                return item
+            self._held.setdefault(key, deque()).append(item)
             soonest = min(soonest, wait)
         return soonest
