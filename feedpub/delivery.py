@@ -146,12 +146,16 @@ def _a_line_starts_with_a_dot(data: bytes) -> bool:
 
 
 def _reset(smtp: smtplib.SMTP, code: int) -> None:
-    """After a refusal: a closing server (421) is left, any other is reset."""
-    if code == 421:
-        smtp.close()
-    else:
-        with contextlib.suppress(smtplib.SMTPServerDisconnected):
-            smtp.rset()
+    """After a refusal: a closing server (421) is left, any other is reset. One
+    that does not take the RSET is left too: the next send connects afresh
+    rather than start on a connection in a state nobody knows."""
+    if code != 421:
+        try:
+            if smtp.rset()[0] == 250:
+                return
+        except smtplib.SMTPServerDisconnected:  # smtplib closed it
+            return
+    smtp.close()
 
 
 def _write(smtp: smtplib.SMTP, sock: socket.socket, data: bytes) -> Generator[Wait, None, None]:
@@ -214,7 +218,10 @@ def _transaction(
             if replies[-1][0] == 354:  # a lax server took DATA all the same: ended empty
                 smtp.send(".\r\n")
                 smtp.getreply()
-            _reset(smtp, code)
+            # Pipelined, a refused RCPT can be followed by a 421 to DATA (a server
+            # closing after too many errors): the refusal is the RCPT's, the
+            # connection is over all the same.
+            _reset(smtp, 421 if replies[-1][0] == 421 else code)
             raise refusal(code, text)
     if _a_line_starts_with_a_dot(data):
         data = _LEADING_DOT.sub(b"..", data)
@@ -302,6 +309,10 @@ class SMTPDeliverer:
         if delay:
             yield delay
         try:
+            if self._smtp is not None and self._smtp.sock is None:
+                # Closed after the last send's refusal (a 421, a failed RSET): that
+                # refusal was the last send's; this one gets a connection of its own.
+                self._drop()
             if self._smtp is None:
                 self._smtp = self._connect()
             yield from _transaction(self._smtp, sender, recipient, data)
