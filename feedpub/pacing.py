@@ -16,12 +16,16 @@ T = TypeVar("T")
 
 # A temporary refusal that says "too many" or "too fast" rather than anything
 # about the message: Gmail's 421-4.7.28, Yahoo's 421 4.7.0 [TS0x], "too many
-# connections", "rate limit", "try again later".
-_SLOW_DOWN = re.compile(
-    r"4\.7\.(?:0|28)\b|too many|rate.?limit|throttl|try again later|slow down|deferred", re.I
-)
+# connections", "rate limit". A bare "try again later" is not one: greylisting
+# says it to every new sender, about that one recipient.
+_SLOW_DOWN = re.compile(r"4\.7\.(?:0|28)\b|too many|rate.?limit|throttl|slow down", re.I)
 # The rate a domain that asked to slow down, and had no limit, is given.
 FIRST_SLOWED_RATE = 1.0
+# The slowest a domain is made to go (one message a minute), and how long after
+# one slow-down the next counts: the replies to the messages already on their
+# way, and their retries, say the same thing once more each.
+SLOWEST_RATE = 1 / 60
+SLOW_DOWN_SPACING = 30.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,6 +57,7 @@ class DomainPacer:
         self.clock = clock
         self.next_at: dict[str, float] = {}
         self.on_the_way: Counter[str] = Counter()
+        self.slowed_at: dict[str, float] = {}
 
     def key(self, address: str) -> str | None:
         """The paced domain ``address`` counts against, or None."""
@@ -93,12 +98,17 @@ class DomainPacer:
             self.on_the_way[key] -= 1
 
     def slow_down(self, address: str) -> None:
-        """The domain of ``address`` asked to slow down: half its rate from now on."""
+        """The domain of ``address`` asked to slow down: half its rate from now on
+        (never below SLOWEST_RATE); asked again within SLOW_DOWN_SPACING, once."""
         key = self.key(address) or domain_of(address)
+        now = self.clock()
+        if now - self.slowed_at.get(key, -math.inf) < SLOW_DOWN_SPACING:
+            return
+        self.slowed_at[key] = now
         pace = self.limits.get(key, DomainPace())
-        rate = pace.rate / 2 if pace.rate else FIRST_SLOWED_RATE
+        rate = max(pace.rate / 2, SLOWEST_RATE) if pace.rate else FIRST_SLOWED_RATE
         self.limits[key] = DomainPace(rate, pace.connections)
-        self.next_at[key] = self.clock() + 1 / rate
+        self.next_at[key] = now + 1 / rate
 
 
 class PacedQueue(Generic[T]):

@@ -58,6 +58,20 @@ def test_a_domain_that_asks_to_slow_down_alone_goes_slower() -> None:
     assert asks_to_slow_down("450 Too many connections from your IP")
     assert not asks_to_slow_down("452 4.2.2 Mailbox full")
     assert not asks_to_slow_down("550 5.7.1 rate limited")  # permanent: no pacing
+    assert not asks_to_slow_down("451 4.3.0 Greylisted, please try again later")
+
+
+def test_slowing_down_counts_once_a_while_and_has_a_floor() -> None:
+    """The answers to the messages already on their way, and each retry, say
+    "slow down" again: that halves the rate once, not once each."""
+    clock = Clock()
+    pacer = DomainPacer({"gmail.com": DomainPace(rate=0.04)}, clock)
+    for _ in range(5):
+        pacer.slow_down("a@gmail.com")
+    assert pacer.limits["gmail.com"].rate == 0.02
+    clock.now += 31
+    pacer.slow_down("a@gmail.com")
+    assert pacer.limits["gmail.com"].rate == pytest.approx(1 / 60)  # the floor
 
 
 def test_the_queue_holds_back_only_the_domain_that_must_wait() -> None:
