@@ -154,7 +154,7 @@ class CachePaths(NamedTuple):
 
 def cache_paths(config: Config) -> CachePaths:
     """Where the parts live: beside the state file."""
-    folder = config.state_path.parent.resolve()
+    folder = config.state.path.parent.resolve()
     return CachePaths(*(folder / f"build-{part}.pickle" for part in ("summary", "shown", "index")))
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import ipaddress
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 from urllib.parse import urljoin, urlsplit
@@ -32,7 +33,7 @@ from feedpub.config_schema import IntervalSchedule as IntervalSchedule
 from feedpub.cron import CronSchedule
 from feedpub.errors import ConfigError
 from feedpub.listpolicy import SoftBouncePolicy
-from feedpub.model import Author, Problem, Severity
+from feedpub.model import Author, Problem, Severity, StateLocation
 from feedpub.options import Report
 from feedpub.pacing import DomainPace
 from feedpub.theme import template_path
@@ -164,12 +165,15 @@ class Config:
     feeds: FeedsConfig
     templates_dir: Path
     newsletter: NewsletterConfig | None
-    state_path: Path
+    state: StateLocation
     outbox_dir: Path
     smtp: SmtpConfig | None
     build_schedule: CronSchedule | IntervalSchedule
     web: WebConfig
     delivery: SoftBouncePolicy
+    # How long a worker holds the deliveries it claims, and how many at a time.
+    lease: timedelta
+    claim_batch: int
     bounces: BouncesConfig | None
     bounce_schedule: CronSchedule | IntervalSchedule | None
     webhooks: WebhooksConfig
@@ -417,7 +421,8 @@ def load_config(path: Path) -> Config:
     newsletter = None
     if options.newsletter is not None:
         newsletter = _newsletter(options.newsletter, site, templates_dir)
-    state_path = base / options.state.path
+    state = StateLocation(base / options.state.path, options.state.url, options.state.password_env)
+    state_path = state.path
     outbox_dir = base / options.outbox_dir
     smtp = None if options.smtp is None else _smtp(options.smtp, base)
     bounces = None if options.bounces is None else _bounces(options.bounces, base)
@@ -446,7 +451,7 @@ def load_config(path: Path) -> Config:
         feeds=feeds,
         templates_dir=templates_dir,
         newsletter=newsletter,
-        state_path=state_path,
+        state=state,
         outbox_dir=outbox_dir,
         smtp=smtp,
         build_schedule=options.schedule.build,
@@ -455,6 +460,8 @@ def load_config(path: Path) -> Config:
         delivery=SoftBouncePolicy(
             options.delivery.soft_bounce_limit, options.delivery.soft_bounce_days
         ),
+        lease=timedelta(seconds=options.delivery.lease_seconds),
+        claim_batch=options.delivery.batch,
         bounces=bounces,
         bounce_schedule=None if bounces is None else options.schedule.bounces,
         webhooks=webhooks,

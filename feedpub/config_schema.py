@@ -378,6 +378,13 @@ class DeliveryOptions(Section):
     soft_bounce_days = Integer(
         doc="The days over which soft bounces are counted.", default=30, minimum=1
     )
+    lease_seconds = Integer(
+        doc="How long a worker holds the deliveries it claims before another may take "
+        "them over: one that dies is replaced this long after. Renewed while it sends.",
+        default=60,
+        minimum=5,
+    )
+    batch = Integer(doc="How many deliveries a worker claims at a time.", default=100, minimum=1)
 
 
 class BouncesOptions(Section):
@@ -455,10 +462,55 @@ class WebhooksOptions(Section):
     sendgrid = OptionalSub(SendgridOptions)
 
 
+class ServerUrl(Option[str | None]):
+    """A PostgreSQL database's URL, without a password; empty is none."""
+
+    def unset(self) -> None:
+        return None
+
+    def convert(self, value: object) -> str | None:
+        text = as_text(value).strip()
+        if not text:
+            return None
+        parts = urlsplit(text)
+        if parts.scheme not in ("postgresql", "postgres", "postgresql+psycopg"):
+            raise Invalid(
+                f"expected a PostgreSQL URL such as postgresql://feedpub@db.example.org:5432/"
+                f"feedpub, got {text!r}"
+            )
+        if parts.password is not None:
+            raise Invalid(
+                "secrets never go in this file; take the password out of the URL and name an "
+                "environment variable in state.password_env instead"
+            )
+        try:
+            parts.port  # noqa: B018 (raises for a port that is not a number)
+        except ValueError:
+            raise Invalid(f"the port in {text!r} is not a number") from None
+        if not parts.path.strip("/"):
+            raise Invalid(f"expected the database's name after the host, as in {text}/feedpub")
+        return "postgresql" + text[len(parts.scheme) :]
+
+
 class StateOptions(Section):
     path = Text(
-        doc="The SQLite state file: subscribers, issues, the posts each covered, deliveries.",
+        doc="The SQLite state file: subscribers, issues, the posts each covered, deliveries. "
+        "With `state.url`, its folder still holds this machine's build cache.",
         default="state/feedpub.db",
+    )
+    url = ServerUrl(
+        doc="A PostgreSQL database to keep the state in instead, shared by every worker, "
+        "daemon and web process on any machine: `postgresql://feedpub@db.example.org:5432/"
+        "feedpub`. No password here: see `state.password_env`.",
+        default=None,
+    )
+    password = Refused(
+        "secrets never go in this file; name an environment variable in state.password_env instead"
+    )
+    password_env = Text(
+        doc="The environment variable that holds the PostgreSQL password (unset: none, as "
+        "with a local socket or a `~/.pgpass` file).",
+        default="FEEDPUB_STATE_PASSWORD",
     )
 
 
@@ -554,7 +606,9 @@ class SmtpOptions(Section):
         "no limit) and `connections` (messages on their way at once; `0` for "
         "`smtp.connections`): `{gmail.com: {rate: 20, connections: 2}}`. A subdomain counts "
         'as its domain. A domain that answers 4xx "too many" or "rate limited" has its '
-        "rate halved (one a second if it had none); the other domains go on as they were.",
+        "rate halved (one a second if it had none), at most once in 30 s and never below one "
+        'a minute; the other domains go on as they were. A greylisting "try again later" '
+        "slows nothing.",
         default={},
     )
     dkim = OptionalSub(DkimOptions)

@@ -70,7 +70,7 @@ class ConfirmationSender:
         report = ConfirmationReport()
         deliverer = self.make_deliverer(self.config)  # connects only when it first sends
         try:
-            with Store(self.config.state_path) as store:
+            with Store(self.config.state) as store:
                 self._sweep(store)
                 while (request := store.claim_subscribe_request(self.clock())) is not None:
                     composed = request if request.message else self._compose(store, request)

@@ -90,7 +90,7 @@ def fetch_bounces(config: Config, now: datetime, source: BounceSource) -> FetchR
     template = None if newsletter is None else newsletter.bounce_address
     policy = config.delivery
     report = FetchReport()
-    with Store(config.state_path) as store, closing(source):
+    with Store(config.state) as store, closing(source):
         for incoming in source.messages(config.bounces.max_bytes if config.bounces else 0):
             report.read += 1
             if incoming.data is None:

@@ -9,6 +9,7 @@ import enum
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
+from pathlib import Path
 from typing import Any, Literal
 
 
@@ -161,3 +162,14 @@ class ListEvent:
     address: str  # lower-cased
     kind: ListEventKind
     detail: str  # one readable line: the bounce type and the server's diagnostic
+
+
+@dataclass(frozen=True, slots=True)
+class StateLocation:
+    """Where the state lives: the SQLite file ``path``, or, with ``url``, the
+    PostgreSQL database it names (its password in the environment variable
+    ``password_env``). ``path``'s folder holds this machine's caches either way."""
+
+    path: Path
+    url: str | None = None
+    password_env: str = "FEEDPUB_STATE_PASSWORD"

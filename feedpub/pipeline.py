@@ -7,9 +7,13 @@ and mailed from the record. ``run_once`` builds the feeds and sends a due digest
 
 from __future__ import annotations
 
+import os
+import secrets
+import socket
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from collections.abc import Set as AbstractSet
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from zoneinfo import ZoneInfo
@@ -30,12 +34,40 @@ from feedpub.model import Issue, ListEvent, Problem, Recipient
 from feedpub.pacing import DomainPacer, PacedQueue, asks_to_slow_down
 from feedpub.sending import Connections
 from feedpub.smtpstatus import smtp_verdict
-from feedpub.store import Delivery, Store
+from feedpub.store import (
+    Delivery,
+    StateDatabase,
+    Store,
+    announced,
+    job_lock,
+    worker_alive,
+    workers_running,
+)
 from feedpub.summaries import send_summary
 from feedpub.verp import bounce_address, delivery_token
 
-# The job name the ledger records digest runs under ('feedpub run' and the daemon).
+# The jobs, each run by one process at a time (see holding_jobs), and the name
+# the ledger records its runs under.
+BUILD_JOB = "build"
 DIGEST_JOB = "digest"
+BOUNCES_JOB = "bounces"
+# How often a sender looks again at what other workers hold, seconds.
+OTHERS_POLL = 0.5
+
+
+@contextmanager
+def holding_jobs(config: Config, jobs: Sequence[str], purpose: str) -> Iterator[None]:
+    """Hold the locks of ``jobs`` for the block (StateError at once when another
+    process, on any machine that shares the state, holds one)."""
+    with StateDatabase(config.state) as state, ExitStack() as held:
+        for job in jobs:
+            held.enter_context(job_lock(state, job, purpose))
+        yield
+
+
+def worker_name() -> str:
+    """A worker's name in the ledger, unique to one run of one process."""
+    return f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(3)}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -126,8 +158,8 @@ def preview_digest(config: Config, now: datetime) -> DigestDraft:
     """The issue the next send would record for every reader; records nothing."""
     included: AbstractSet[str] = frozenset()
     number = 1
-    if config.state_path.exists():
-        with Store(config.state_path) as store:
+    if config.state.url is not None or config.state.path.exists():
+        with Store(config.state) as store:
             included, number = store.included_post_ids(), store.next_issue_number()
     return compose_digest(config, now, included, number)
 
@@ -195,6 +227,8 @@ class DigestSender:
         self.domains = smtp.domains if smtp else {}
         self.connect = connect or (lambda: make_deliverer(config))
         self.policy = config.delivery
+        self.lease, self.batch = config.lease, config.claim_batch
+        self.worker = worker_name()
 
     def run(self, *, dry_run: bool = False) -> SendReport:
         report = SendReport()
@@ -212,6 +246,17 @@ class DigestSender:
         new_number = self._compose(report, dry_run)
         if new_number is not None and not dry_run:
             self._deliver(new_number, report)
+        return report
+
+    def work(self) -> SendReport:
+        """What 'feedpub worker' does each time it looks: deliver its share of
+        every issue with deliveries open, beside the other workers; compose none."""
+        report = SendReport()
+        for number in self.store.unfinished_issues():
+            report.issues.append(number)
+            self._deliver(number, report, wait_for_others=False)
+            if report.stopped:
+                break
         return report
 
     def _compose(self, report: SendReport, dry_run: bool) -> int | None:
@@ -253,11 +298,15 @@ class DigestSender:
         report.skipped += sum(key is None for _, key in recipients)
         return number
 
-    def _deliver(self, number: int, report: SendReport) -> None:
-        """Send issue ``number``'s open deliveries, up to ``smtp.connections`` at once;
-        each is checked against the subscriber right before it goes, and committed
-        before it leaves and after its answer. A server that cannot be reached
-        stops the run once the messages in flight have their answers.
+    def _deliver(self, number: int, report: SendReport, *, wait_for_others: bool = True) -> None:
+        """Send issue ``number``'s open deliveries, claimed a batch at a time
+        (``delivery.batch``, held for ``delivery.lease_seconds``) beside any other
+        workers, up to ``smtp.connections`` at once; each is checked against the
+        subscriber right before it goes, and committed before it leaves and
+        after its answer. A server that cannot be reached stops the run once the
+        messages in flight have their answers. With ``wait_for_others``, what
+        other workers hold is waited for (and taken over if they die), and the
+        report counts their work too.
 
         An answer is committed with the next message's 'sending' mark, in one
         transaction, before that message leaves (or, for the last ones, when the
@@ -267,52 +316,131 @@ class DigestSender:
 
         Deliveries go in order, but one to a domain ``smtp.domains`` paces goes
         only when that domain may take it; meanwhile the others go on."""
-        open_deliveries = self.store.open_deliveries(number)
+        before = self.store.tally(number)
         makers: dict[str, MessageMaker] = {}  # one per variant, read once from the ledger
-        run = _Run(len(open_deliveries), DomainPacer(self.domains, time.monotonic))
-        queue = PacedQueue(open_deliveries, lambda delivery: delivery.email, run.pacer)
-        done = 0
-        with Connections[_Sending](self.deliverer, self.connect, self.connections) as pool:
+        run = _Run(before.open, DomainPacer(self.domains, time.monotonic))
+        with announced(self.store.state, self.worker):
             try:
-                while queue:
-                    delivery = queue.take()
-                    if isinstance(delivery, float):  # only paced domains are left, all waiting
-                        if pool:
+                with Connections[_Sending](self.deliverer, self.connect, self.connections) as pool:
+                    try:
+                        self._claim_and_send(
+                            number, pool, run, report, makers, wait_for_others, before.done
+                        )
+                        while pool:
                             self._settle(pool, run, report)
-                        else:
-                            time.sleep(min(delivery, 1.0))
-                        if run.failure is not None:
-                            break
-                        continue
-                    # Made while the messages in flight are on their way; used only
-                    # if the checks below, fresh once a connection is free, allow it.
-                    data, name = self._message(delivery, makers)
-                    while pool.full:
-                        self._settle(pool, run, report)
-                    if self.stop():  # asked to shut down: the rest stays pending for the next run
-                        report.stopped = True
-                        break
-                    if run.failure is not None:
-                        break
-                    if self._start(pool, run, _Sending(delivery, data, name, 1)) is not None:
-                        report.skipped += 1
-                        run.settled += 1
-                    done += 1
-                    if self.progress:
-                        self.progress(done, len(open_deliveries))
-                while pool:
-                    self._settle(pool, run, report)
+                    finally:
+                        if run.unrecorded:
+                            self.store.record_settled(run.unrecorded, self.clock())
             finally:
-                if run.unrecorded:
-                    self.store.record_settled(run.unrecorded, self.clock())
+                self.store.release_deliveries(self.worker)
+        after = self.store.tally(number)
+        report.sent += after.sent - before.sent
+        report.failed += after.failed - before.failed
+        report.skipped += after.skipped - before.skipped
+        failed_before = set(before.failures)
+        report.failures.extend(f for f in after.failures if f not in failed_before)
         if run.error is not None:  # not the server's doing: shown as it is
             raise run.error
         if run.failure is not None:
-            left = run.total - run.settled
             raise DeliveryError(
                 f"{run.failure}; issue #{number} is recorded and "
-                f"{left} message(s) wait for the next run"
+                f"{after.open} message(s) wait for the next run"
             )
+
+    def _claim_and_send(
+        self,
+        number: int,
+        pool: Connections[_Sending],
+        run: _Run,
+        report: SendReport,
+        makers: dict[str, MessageMaker],
+        wait_for_others: bool,
+        done_before: int,
+    ) -> None:
+        """Claim batches of issue ``number`` and send them until none is left to
+        claim (with ``wait_for_others``, until no other worker holds any), taking
+        over at once what a dead worker held. ``done_before``: the issue's
+        deliveries done when the run began."""
+        while run.failure is None and not report.stopped:
+            if wait_for_others and workers_running(self.store.state):
+                if not self._wait_for_workers(number, run, report, done_before):
+                    return
+                continue
+            batch = self.store.claim_deliveries(
+                number, self.worker, self.clock(), self.lease, self.batch
+            )
+            if batch:
+                run.renewed = time.monotonic()
+                run.base = self.store.tally(number).done - done_before
+                self._send_batch(number, batch, pool, run, report, makers)
+                continue
+            holders = self.store.holders(number, self.worker, self.clock())
+            dead = [w for w in holders if not worker_alive(self.store.state, w)]
+            for worker in dead:
+                self.store.end_leases(number, worker)
+            if dead:
+                continue  # what they held is claimed next
+            if not holders or not wait_for_others:
+                return
+            if self.stop():
+                report.stopped = True
+                return
+            time.sleep(OTHERS_POLL)  # their leases may run out meanwhile
+
+    def _wait_for_workers(self, number: int, run: _Run, report: SendReport, done: int) -> bool:
+        """While workers run, the sender leaves the issue to them and waits (and
+        shows their progress); False when nothing is left open, or it is asked
+        to stop."""
+        tally = self.store.tally(number)
+        if self.progress:
+            self.progress(min(tally.done - done, run.total), run.total)
+        if tally.open == 0:
+            return False
+        if self.stop():
+            report.stopped = True
+            return False
+        time.sleep(OTHERS_POLL)
+        return True
+
+    def _send_batch(
+        self,
+        number: int,
+        batch: list[Delivery],
+        pool: Connections[_Sending],
+        run: _Run,
+        report: SendReport,
+        makers: dict[str, MessageMaker],
+    ) -> None:
+        """Send one claimed batch; its leases are renewed while it goes."""
+        queue = PacedQueue(batch, lambda delivery: delivery.email, run.pacer)
+        done = 0
+        while queue:
+            delivery = queue.take()
+            if isinstance(delivery, float):  # only paced domains are left, all waiting
+                if pool:
+                    self._settle(pool, run, report)
+                else:
+                    time.sleep(min(delivery, 1.0))
+                if run.failure is not None:
+                    return
+                continue
+            # Made while the messages in flight are on their way; used only
+            # if the checks below, fresh once a connection is free, allow it.
+            data, name = self._message(delivery, makers)
+            while pool.full:
+                self._settle(pool, run, report)
+            if self.stop():  # asked to shut down: the rest stays pending for the next run
+                report.stopped = True
+                return
+            if run.failure is not None:
+                return
+            if time.monotonic() - run.renewed > self.lease.total_seconds() / 3:
+                self.store.renew_leases(number, self.worker, self.clock(), self.lease)
+                run.renewed = time.monotonic()
+            self._start(pool, run, _Sending(delivery, data, name, 1))
+            done += 1
+            if self.progress:
+                self.progress(min(run.base + done, run.total), run.total)
 
     def _recorded_issue(self, number: int, key: str) -> Issue:
         """Issue ``number`` as the ledger holds it for variant ``key``."""
@@ -342,7 +470,7 @@ class DigestSender:
         now; with ``check``, why it must not go instead (recorded as skipped), if
         its subscriber no longer wants it."""
         reason = self.store.start_sending(
-            sending.delivery, self.clock(), run.unrecorded, check=check
+            sending.delivery, self.clock(), run.unrecorded, check=check, worker=self.worker
         )
         run.unrecorded.clear()
         if reason is None:
@@ -389,13 +517,8 @@ class DigestSender:
             return
         if result.result == "sent":
             run.unrecorded.append((delivery, "sent", result.reply))
-            report.sent += 1
-            run.settled += 1
         elif result.result == "permanent":
             run.unrecorded.append((delivery, "failed", result.reply))
-            report.failed += 1
-            report.failures.append(f"{delivery.email}: {result.reply}")
-            run.settled += 1
             self._refused(delivery, result.reply)
         elif sending.attempt < self.max_attempts and run.failure is None:
             if asks_to_slow_down(result.reply):  # that domain alone goes slower from now on
@@ -427,9 +550,10 @@ class _Sending:
 class _Run:
     """How far one issue's delivery has come."""
 
-    total: int
+    total: int  # open when the run began
     pacer: DomainPacer  # the pace of each domain smtp.domains names
-    settled: int = 0  # sent, failed or skipped
+    base: int = 0  # done by every worker when this batch was claimed
+    renewed: float = 0.0  # when the batch's leases were last renewed (monotonic)
     failure: str | None = None  # why the run stops: the server cannot be reached
     error: Exception | None = None  # an unexpected one, raised once the rest is recorded
     # Answers taken from the connections, recorded with the next step.
@@ -448,7 +572,7 @@ def send_digest(
     """'feedpub digest send': run the DigestSender on the state database, then
     close ``deliverer``, which this call owns."""
     try:
-        with Store(config.state_path) as store:
+        with Store(config.state) as store:
             sender = DigestSender(
                 config, store, deliverer, clock=clock, progress=progress, stop=stop
             )
@@ -465,7 +589,7 @@ def send_job(
 ) -> SendReport:
     """Send the digest and record the run; a failed run leaves the last success
     where it was, so the next check finds the digest still due."""
-    with Store(config.state_path) as store:
+    with Store(config.state) as store:
         store.run_started(DIGEST_JOB, now())
         try:
             report = send_digest(config, deliverer, now, stop=stop)
@@ -475,6 +599,22 @@ def send_job(
         done = not report.stopped and report.deferred == 0
         store.run_finished(DIGEST_JOB, now(), send_summary(report), success=done)
     return report
+
+
+def work_once(
+    config: Config,
+    deliverer: Deliverer,
+    clock: Callable[[], datetime],
+    *,
+    stop: Callable[[], bool] = lambda: False,
+) -> SendReport:
+    """One look by 'feedpub worker': deliver its share of every issue with
+    deliveries open, beside the other workers; then close ``deliverer``."""
+    try:
+        with Store(config.state) as store:
+            return DigestSender(config, store, deliverer, clock=clock, stop=stop).work()
+    finally:
+        deliverer.close()
 
 
 # scheduler.digest_due: whether a digest time has passed since the last success.
@@ -492,7 +632,7 @@ def run_once(
     build = build_feeds(config, now(), BuildCache())  # loaded from disk
     if config.newsletter is None:
         return build, None
-    with Store(config.state_path) as store:
+    with Store(config.state) as store:
         last = store.last_success(DIGEST_JOB)
     if not digest_due(config.newsletter.schedule, config.site.timezone, last, now()):
         return build, None

@@ -13,6 +13,7 @@ import logging
 import signal
 import threading
 from collections.abc import Callable, Iterable, Sequence
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from itertools import groupby
 from types import FrameType
@@ -39,8 +40,8 @@ from feedpub.cron import CronSchedule
 from feedpub.delivery import Deliverer
 from feedpub.errors import FeedpubError
 from feedpub.listhealth import fetch_bounces, open_source
-from feedpub.pipeline import DIGEST_JOB, send_job
-from feedpub.store import Store
+from feedpub.pipeline import BOUNCES_JOB, BUILD_JOB, DIGEST_JOB, send_job
+from feedpub.store import JobLock, JobRun, StateDatabase, Store, holder_name
 from feedpub.summaries import build_summary, send_summary
 
 log = logging.getLogger("feedpub")
@@ -60,8 +61,9 @@ class Companion(Protocol):
 CONFIRM_JOB = "confirmations"
 CONFIRMATIONS_EVERY = 60
 SIGNAL_POLL = 1.0
-BUILD_JOB = "build"
-BOUNCES_JOB = "bounces"
+# How often a daemon tries again for a job another daemon holds, seconds.
+LOCK_POLL = 1.0
+_EPOCH = datetime(2000, 1, 1, tzinfo=UTC)
 _EVERY_DAY = frozenset(range(1, 32))
 _EVERY_WEEKDAY = frozenset(range(7))
 
@@ -156,7 +158,9 @@ def _numbers(values: Iterable[int]) -> str:
 def trigger(schedule: CronSchedule | IntervalSchedule, zone: ZoneInfo) -> BaseTrigger:
     """The build's trigger: an interval or a crontab schedule, as config.py read it."""
     if isinstance(schedule, IntervalSchedule):
-        return IntervalTrigger(seconds=schedule.seconds, timezone=zone)
+        # From a fixed moment, so that daemons on several machines fire together
+        # (and one of them runs the job: Daemon._once).
+        return IntervalTrigger(seconds=schedule.seconds, timezone=zone, start_date=_EPOCH)
     return cron_trigger(schedule, zone)
 
 
@@ -178,6 +182,20 @@ def digest_due(
     success is not in the future, however many were missed (they make one send).
     """
     return last_success is None or next_fire(schedule, zone, last_success) <= now
+
+
+def job_due(
+    schedule: CronSchedule | IntervalSchedule, zone: ZoneInfo, run: JobRun, now: datetime
+) -> bool:
+    """Whether a daemon that holds a job's lock at ``now`` should run it: never
+    run; the last run never finished (its daemon died, as the lock is free); or
+    a time of ``schedule`` has come since it started. Daemons fire together, so
+    a run that started less than half an interval ago is this time's run."""
+    if run.started is None or run.finished is None or run.finished < run.started:
+        return True
+    if isinstance(schedule, IntervalSchedule):
+        return run.started + timedelta(seconds=schedule.seconds / 2) <= now
+    return next_fire(schedule, zone, run.started) <= now
 
 
 class JsonFormatter(logging.Formatter):
@@ -222,6 +240,7 @@ class Daemon:
         self.make_deliverer = make_deliverer
         self.clock = clock
         self.stopping = threading.Event()
+        self.state = StateDatabase(config.state)
         self.build_cache = BuildCache()  # kept for the daemon's life
         self.scheduler = BackgroundScheduler(timezone=config.site.timezone)
         self.scheduler.add_listener(
@@ -275,7 +294,7 @@ class Daemon:
             **options,
         )
         schedule = config.newsletter.schedule
-        with Store(config.state_path) as store:
+        with Store(self.state) as store:
             last = store.last_success(DIGEST_JOB)
         due = {}
         if start and digest_due(schedule, zone, last, self.clock()):
@@ -287,7 +306,69 @@ class Daemon:
             self._send, cron_trigger(schedule, zone), id=DIGEST_JOB, **due, **options
         )
 
+    def _once(
+        self,
+        job: str,
+        due: Callable[[JobRun, datetime], bool],
+        work: Callable[[], str],
+        *,
+        record: bool = True,
+    ) -> None:
+        """Run ``work`` as the one run of ``job`` for this time, across every daemon
+        sharing the state: under the job's lock (waited for while another daemon
+        holds it), when ``due`` says the ledger's last run leaves it to do. With
+        ``record``, the run is recorded with what ``work`` returns (the digest's
+        send_job records its own)."""
+        lock = JobLock(self.state, job, f"daemon {job}")
+        while not lock.take():
+            if self.stopping.wait(LOCK_POLL):
+                return
+        try:
+            with Store(self.state) as store:
+                if not due(store.job_run(job), self.clock()):
+                    log.info(
+                        f"{job}: already run for this time by another daemon",
+                        extra={"fields": {"job": job, "event": "skipped"}},
+                    )
+                    return
+                if record:
+                    store.run_started(job, self.clock(), holder_name(f"daemon {job}"))
+            try:
+                outcome = work()
+            except Exception as error:
+                if record:
+                    with Store(self.state) as store:
+                        store.run_finished(job, self.clock(), f"failed: {error}", success=False)
+                raise
+            if record:
+                with Store(self.state) as store:
+                    store.run_finished(job, self.clock(), outcome, success=True)
+        finally:
+            lock.release()
+
+    def _build_due(self, run: JobRun, now: datetime) -> bool:
+        return job_due(self.config.build_schedule, self.config.site.timezone, run, now)
+
+    def _bounces_due(self, run: JobRun, now: datetime) -> bool:
+        schedule = self.config.bounce_schedule
+        return schedule is not None and job_due(schedule, self.config.site.timezone, run, now)
+
+    def _digest_due(self, run: JobRun, now: datetime) -> bool:
+        newsletter = self.config.newsletter
+        return newsletter is not None and digest_due(
+            newsletter.schedule, self.config.site.timezone, run.success, now
+        )
+
     def _build(self) -> None:
+        self._once(BUILD_JOB, self._build_due, self._build_now)
+
+    def _send(self) -> None:
+        self._once(DIGEST_JOB, self._digest_due, self._send_now, record=False)
+
+    def _bounces(self) -> None:
+        self._once(BOUNCES_JOB, self._bounces_due, self._bounces_now)
+
+    def _build_now(self) -> str:
         log.info("build started", extra={"fields": {"job": BUILD_JOB, "event": "start"}})
         report = build_feeds(self.config, self.clock(), self.build_cache)
         log.info(
@@ -304,8 +385,9 @@ class Daemon:
                 }
             },
         )
+        return build_summary(report)
 
-    def _send(self) -> None:
+    def _send_now(self) -> str:
         log.info("digest started", extra={"fields": {"job": DIGEST_JOB, "event": "start"}})
         report = send_job(
             self.config, self.make_deliverer(self.config), self.clock, stop=self.stopping.is_set
@@ -324,8 +406,9 @@ class Daemon:
                 }
             },
         )
+        return send_summary(report)
 
-    def _bounces(self) -> None:
+    def _bounces_now(self) -> str:
         report = fetch_bounces(self.config, self.clock(), open_source(self.config))
         for line in report.lines:
             log.info(f"bounce: {line}", extra={"fields": {"job": BOUNCES_JOB, "event": "read"}})
@@ -342,6 +425,7 @@ class Daemon:
                 }
             },
         )
+        return str(report)
 
     def _confirm(self, sender: ConfirmationSender) -> None:
         report = sender.run()
@@ -383,6 +467,9 @@ class Daemon:
             return
         for warning in fresh.warnings:
             log.warning(str(warning))
+        if fresh.state != self.config.state:
+            log.warning("the state section takes effect at the next start; still using the old one")
+            fresh = replace(fresh, state=self.config.state)
         self.config = fresh
         self._schedule(start=False)
         for companion in self.companions:
@@ -420,4 +507,5 @@ class Daemon:
             self.scheduler.shutdown(wait=True)  # jobs under way see self.stopping
             for companion in self.companions:
                 companion.stop()
+            self.state.close()
         log.info("daemon stopped", extra={"fields": {"event": "stop"}})

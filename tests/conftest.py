@@ -1,9 +1,8 @@
 from __future__ import annotations
 
-import contextlib
 import os
+import secrets
 import shutil
-import sqlite3
 from collections.abc import Callable, Iterator
 from dataclasses import replace
 from datetime import UTC, datetime
@@ -13,7 +12,8 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from feedpub.config import Config, SiteConfig, load_config
-from feedpub.model import Author, Issue
+from feedpub.model import Author, Issue, StateLocation
+from tests.postgres import PostgresServer, running_postgres
 
 REPO = Path(__file__).resolve().parents[1]
 SEEDS = REPO.parent / "shared" / "seeds"
@@ -81,16 +81,16 @@ def issue(config: Config) -> Issue:
     return draft.issue
 
 
-def sample_site(folder: Path) -> Config:
+def sample_site(folder: Path, state: StateLocation | None = None) -> Config:
     """The bundled sample site with its own copy of the content, and its feeds,
-    state and outbox in ``folder``."""
+    state (unless ``state`` says where) and outbox in ``folder``."""
     shutil.copytree(REPO / "content", folder / "content")
     config = load_config(REPO / "config.yaml")
     return replace(
         config,
         content=replace(config.content, dir=folder / "content"),
         feeds=replace(config.feeds, output_dir=folder / "feeds"),
-        state_path=folder / "state" / "feedpub.db",
+        state=state or StateLocation(folder / "state" / "feedpub.db"),
         outbox_dir=folder / "outbox",
     )
 
@@ -118,11 +118,38 @@ def update_golden(request: pytest.FixtureRequest) -> bool:
     return bool(request.config.getoption("--update-golden"))
 
 
-def subscribe_requests(state_path: Path) -> list[tuple[str, str, int, str | None]]:
+def subscribe_requests(state: StateLocation | Path) -> list[tuple[str, str, int, str | None]]:
     """(address, status, attempts, last reply) of every queued subscribe request,
     oldest first, read straight from the state database."""
-    with contextlib.closing(sqlite3.connect(state_path)) as db:
-        rows = db.execute(
+    from feedpub.store import Store
+
+    with Store(state) as store:
+        rows = store._db.all(
             "SELECT email, status, attempts, last_reply FROM subscribe_requests ORDER BY id"
-        ).fetchall()
-    return [(r[0], r[1], r[2], r[3]) for r in rows]
+        )
+    return [(r["email"], r["status"], r["attempts"], r["last_reply"]) for r in rows]
+
+
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[PostgresServer]:
+    """One PostgreSQL server for the whole run; each test gets a database of its own."""
+    with running_postgres() as server:
+        yield server
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def state(
+    request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[StateLocation]:
+    """The test's state: a SQLite file, then a fresh PostgreSQL database (its
+    password in the environment, as state.password_env names it)."""
+    path = tmp_path / "state" / "feedpub.db"
+    if request.param == "sqlite":
+        yield StateLocation(path)
+        return
+    server: PostgresServer = request.getfixturevalue("postgres")
+    name = f"test_{secrets.token_hex(6)}"
+    url = server.create_database(name)
+    monkeypatch.setenv("FEEDPUB_STATE_PASSWORD", server.password)
+    yield StateLocation(path, url)
+    server.drop_database(name)

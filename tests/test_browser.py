@@ -83,7 +83,7 @@ def test_subscribe_confirm_and_unsubscribe_in_a_browser(tmp_path: Path) -> None:
                 page.goto(link.group(0))
                 page.click("button[type=submit]")  # 确认订阅
                 page.wait_for_selector("text=订阅成功")
-                with Store(load_config(config).state_path) as store:
+                with Store(load_config(config).state) as store:
                     assert store.subscriber("browser@example.net").status == "active"  # type: ignore[union-attr]
 
                 page.click("text=退订")
@@ -92,7 +92,7 @@ def test_subscribe_confirm_and_unsubscribe_in_a_browser(tmp_path: Path) -> None:
                 page.wait_for_selector("text=已退订")
                 page.screenshot(path=str(tmp_path / "unsubscribed.png"))
                 browser.close()
-            with Store(load_config(config).state_path) as store:
+            with Store(load_config(config).state) as store:
                 assert store.subscriber("browser@example.net").status == "unsubscribed"  # type: ignore[union-attr]
         finally:
             server.terminate()

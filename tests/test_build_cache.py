@@ -20,7 +20,7 @@ from feedpub.collector import PARALLEL_FROM, ContentCounts
 from feedpub.config import Config, load_config
 from feedpub.content.files import FileStat
 from feedpub.decide import Full, Grow, Observed, Unchanged, decide
-from feedpub.model import Problem
+from feedpub.model import Problem, StateLocation
 from tests.conftest import NOW, REPO
 
 
@@ -30,7 +30,7 @@ def _site(tmp_path: Path, name: str, content: Path) -> Config:
         config,
         content=replace(config.content, dir=content),
         feeds=replace(config.feeds, output_dir=tmp_path / name / "feeds"),
-        state_path=tmp_path / name / "state" / "feedpub.db",
+        state=StateLocation(tmp_path / name / "state" / "feedpub.db"),
     )
 
 
@@ -178,7 +178,7 @@ def test_an_edited_shortcode_template_renders_its_posts_again(
 def test_a_damaged_cache_is_ignored(tmp_path: Path, content: Path, cache: BuildCache) -> None:
     config = _site(tmp_path, "cached", content)
     build_feeds(config, NOW, cache)
-    for cache in config.state_path.parent.glob("build-*.pickle"):
+    for cache in config.state.path.parent.glob("build-*.pickle"):
         cache.write_bytes(b"not a pickle")
     cache = BuildCache()  # as a new process would start
     report = build_feeds(config, NOW, cache)
@@ -205,13 +205,13 @@ def test_a_long_lived_cache_reads_each_part_from_disk_once(tmp_path: Path, conte
     build_feeds(config, NOW, BuildCache())  # a one-shot build leaves its cache on disk
     cache = BuildCache()  # a daemon starts on it
     build_feeds(config, NOW, cache)
-    parts = list(config.state_path.parent.glob("build-*.pickle"))
+    parts = list(config.state.path.parent.glob("build-*.pickle"))
     for part in parts:
         part.unlink()
     report = build_feeds(config, NOW, cache)
     # Nothing changed, and the summary read by the first build is still in memory:
     # no road that reads the content (and saves the cache again) was taken.
-    assert len(parts) == 3 and not list(config.state_path.parent.glob("build-*.pickle"))
+    assert len(parts) == 3 and not list(config.state.path.parent.glob("build-*.pickle"))
     assert report.feeds.written == () and len(report.feeds.unchanged) == 52
 
 
@@ -220,7 +220,7 @@ def test_an_index_that_lags_behind_the_content_is_safe(
 ) -> None:
     config = _site(tmp_path, "cached", content)
     build_feeds(config, NOW, cache)
-    parts = [config.state_path.parent / f"build-{p}.pickle" for p in ("index", "shown")]
+    parts = [config.state.path.parent / f"build-{p}.pickle" for p in ("index", "shown")]
     on_disk = [part.read_bytes() for part in parts]
     for n, name in enumerate(("agents-in-production.md", "open-weights-roundup.md")):
         cache = BuildCache()  # each build a new process, as cron runs them
@@ -242,7 +242,7 @@ def _built_without_index(config: Config) -> Path:
     """Build, then remove the index (as a new process): a build that collects every
     post again writes it anew; one that reuses the last selection does not."""
     build_feeds(config, NOW, BuildCache())
-    index = config.state_path.parent / "build-index.pickle"
+    index = config.state.path.parent / "build-index.pickle"
     index.unlink()
     return index
 
@@ -373,7 +373,7 @@ def test_plans_from_another_build_than_the_summary_are_not_used(
 ) -> None:
     config = _site(tmp_path, "cached", content)
     build_feeds(config, NOW, cache)
-    shown = config.state_path.parent / "build-shown.pickle"
+    shown = config.state.path.parent / "build-shown.pickle"
     before_retag = shown.read_bytes()
     retagged = content / "posts" / "open-weights-roundup.md"
     retagged.write_text(retagged.read_text().replace('"C++"', '"Rust"'))

@@ -29,7 +29,7 @@ def _sender(config: Config, clock: datetime = NOW) -> ConfirmationSender:
 
 def test_two_workers_send_each_confirmation_once(site: Config) -> None:  # noqa: F811
     people = [f"reader{n}@example.net" for n in range(40)]
-    with Store(site.state_path) as store:
+    with Store(site.state) as store:
         for address in people:
             store.queue_subscribe_request(address, "", NOW)
     with smtp_server(Behaviour(delay=0.005)) as server:
@@ -46,18 +46,18 @@ def test_two_workers_send_each_confirmation_once(site: Config) -> None:  # noqa:
     assert sorted(received) == sorted(people)
     assert {len(copies) for copies in received.values()} == {1}
     assert sum(r.sent for r in reports) == 40 and all(r.sent for r in reports)  # both worked
-    assert {status for _, status, _, _ in subscribe_requests(config.state_path)} == {"sent"}
+    assert {status for _, status, _, _ in subscribe_requests(config.state)} == {"sent"}
 
 
 def test_a_refused_address_is_given_up_and_the_rest_go(site: Config) -> None:  # noqa: F811
-    with Store(site.state_path) as store:
+    with Store(site.state) as store:
         store.queue_subscribe_request("nobody@example.net", "", NOW)
         store.queue_subscribe_request("reader@example.net", "", NOW)
     with smtp_server(Behaviour(refuse={"nobody@example.net"})) as server:
         report = _sender(replace(site, smtp=_smtp(server.port))).run()
     assert (report.sent, report.failed) == (1, 1)
     assert list(server.handler.by_recipient()) == ["reader@example.net"]
-    (refused, _) = subscribe_requests(site.state_path)
+    (refused, _) = subscribe_requests(site.state)
     assert refused == (
         "nobody@example.net",
         "failed",
@@ -68,7 +68,7 @@ def test_a_refused_address_is_given_up_and_the_rest_go(site: Config) -> None:  #
 
 def test_confirmations_are_dkim_signed(tmp_path: Path, site: Config) -> None:  # noqa: F811
     settings_dkim, dns = dkim_key(tmp_path)
-    with Store(site.state_path) as store:
+    with Store(site.state) as store:
         store.queue_subscribe_request("signed@example.net", "", NOW)
     with smtp_server() as server:
         report = _sender(replace(site, smtp=_smtp(server.port, dkim=settings_dkim))).run()
@@ -89,20 +89,18 @@ def test_finished_requests_are_forgotten_after_a_week_by_an_hourly_sweep(
             lambda c: SMTPDeliverer(c.smtp, None),  # type: ignore[arg-type]
             lambda: clock[0],
         )
-        with Store(site.state_path) as store:
+        with Store(site.state) as store:
             store.queue_subscribe_request("first@example.net", "", NOW)
         sender.run()
         clock[0] = NOW + KEEP_FINISHED + timedelta(minutes=1)
-        with Store(site.state_path) as store:  # finished by the sweep's next run
+        with Store(site.state) as store:  # finished by the sweep's next run
             store.queue_subscribe_request("second@example.net", "", NOW)
         sender.run()
-        assert [r[:2] for r in subscribe_requests(site.state_path)] == [
-            ("second@example.net", "sent")
-        ]
+        assert [r[:2] for r in subscribe_requests(site.state)] == [("second@example.net", "sent")]
         clock[0] += SWEEP_EVERY / 2  # swept half an hour ago: not again
         sender.run()
-        assert len(subscribe_requests(site.state_path)) == 1
+        assert len(subscribe_requests(site.state)) == 1
         clock[0] += SWEEP_EVERY / 2
         sender.run()
-    assert subscribe_requests(site.state_path) == []
+    assert subscribe_requests(site.state) == []
     assert len(server.handler.received) == 2

@@ -22,6 +22,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from feedpub.config import Config, DkimConfig, SmtpConfig
 from feedpub.delivery import OutboxDeliverer, Outcome, SMTPDeliverer, Throttle
 from feedpub.errors import DeliveryError, StateError
+from feedpub.model import StateLocation
 from feedpub.pipeline import DigestSender
 from feedpub.store import Store
 from tests.conftest import NOW, REPO, sample_site
@@ -61,15 +62,16 @@ def _smtp(port: int, **changes: object) -> SmtpConfig:
 
 
 @pytest.fixture
-def site(tmp_path: Path) -> Config:
-    """The sample site with its own content copy, state file and outbox."""
-    return sample_site(tmp_path)
+def site(tmp_path: Path, state: StateLocation) -> Config:
+    """The sample site with its own content copy, state (SQLite, then
+    PostgreSQL) and outbox."""
+    return sample_site(tmp_path, state)
 
 
 def _subscribe(
     config: Config, people: list[str] = PEOPLE, tags: dict[str, tuple[str, ...]] | None = None
 ) -> None:
-    with Store(config.state_path) as store:
+    with Store(config.state) as store:
         for address in people:
             store.add_subscriber(
                 address, address.split("@")[0].title(), (tags or {}).get(address, ()), "active", NOW
@@ -77,7 +79,7 @@ def _subscribe(
 
 
 def _send(config: Config, deliverer: object, now: datetime = NOW, **options: object):  # type: ignore[no-untyped-def]
-    with Store(config.state_path) as store:
+    with Store(config.state) as store:
         sender = DigestSender(config, store, deliverer, clock=lambda: now)  # type: ignore[arg-type]
         try:
             return sender.run(**options)  # type: ignore[arg-type]
@@ -102,7 +104,7 @@ SERVERS = pytest.mark.parametrize("serve", [smtp_server, pipelining_server])
 
 
 def _statuses(config: Config, issue: int = 1) -> dict[str, tuple[str, int, str | None]]:
-    with Store(config.state_path) as store:
+    with Store(config.state) as store:
         return {d.email: (d.status, d.attempts, d.last_reply) for d in store.deliveries(issue)}
 
 
@@ -128,13 +130,13 @@ def test_messages_arrive_whole_through_a_real_server(site: Config) -> None:
             "微软将为云客户评定AI模型安全等级" in html
             and "微软将为云客户评定AI模型安全等级" in text
         )
-        with Store(config.state_path) as store:
+        with Store(config.state) as store:
             token = store.subscriber(address).token  # type: ignore[union-attr]
         assert f"https://example.org/newsletter/unsubscribe/{token}" in html
         ids.add(message["Message-ID"])
     assert len(ids) == 5
     assert {status for status, _, _ in _statuses(config).values()} == {"sent"}
-    with Store(config.state_path) as store:
+    with Store(config.state) as store:
         assert len(store.included_post_ids()) == 6
     with smtp_server(port=server.port) as again:
         report = _send(config, SMTPDeliverer(config.smtp, None))  # type: ignore[arg-type]
@@ -230,7 +232,7 @@ def test_a_late_post_with_an_old_date_goes_in_the_next_issue(site: Config) -> No
 
 
 def test_a_post_is_never_in_two_issues(site: Config) -> None:
-    with Store(site.state_path) as store:
+    with Store(site.state) as store:
         store.record_issue(1, NOW, "one", ["urn:uuid:a"], {}, [])
         with pytest.raises(StateError, match="issue #2 conflicts with the ledger"):
             store.record_issue(2, NOW, "two", ["urn:uuid:b", "urn:uuid:a"], {}, [])
@@ -266,7 +268,7 @@ def test_dry_run_sends_and_records_nothing(site: Config) -> None:
         ("bob@example.net", "nothing: no post has their tags"),
     ]
     assert not site.outbox_dir.exists()
-    with Store(site.state_path) as store:
+    with Store(site.state) as store:
         assert store.next_issue_number() == 1 and store.included_post_ids() == frozenset()
 
 
@@ -276,7 +278,7 @@ def _outbox(config: Config) -> dict[str, tuple[bytes, int]]:
 
 def test_a_resumed_run_finds_the_outbox_files_it_wrote(site: Config) -> None:
     _subscribe(site, PEOPLE[:2])
-    with Store(site.state_path) as store:
+    with Store(site.state) as store:
         sender = DigestSender(site, store, OutboxDeliverer(site.outbox_dir), clock=lambda: NOW)
         sender.run()
         written = _outbox(site)
@@ -486,7 +488,8 @@ def test_two_senders_at_once_never_both_send(tmp_path: Path) -> None:
     codes = sorted(code for code, _, _ in results)
     assert codes == [0, 1]
     refused = next(err for code, _, err in results if code == 1)
-    assert "another feedpub process is using" in refused  # named by pid, once the holder wrote it
+    assert "another feedpub process is running the digest job" in refused
+    assert "(digest send, pid" in refused  # named by pid, once the holder wrote it
 
 
 @SERVERS

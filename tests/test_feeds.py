@@ -14,6 +14,7 @@ from feedpub.build import build_feeds
 from feedpub.buildcache import BuildCache
 from feedpub.config import Config, load_config
 from feedpub.errors import OutputError
+from feedpub.model import StateLocation
 from feedpub.output import MANIFEST_NAME, write_atomic
 from tests.conftest import NOW, REPO
 from tests.feedcheck import (
@@ -36,7 +37,7 @@ def _config(tmp_path: Path, content: Path | None = None, **feeds: object) -> Con
         config,
         content=replace(config.content, dir=content or config.content.dir),
         feeds=replace(config.feeds, output_dir=tmp_path / "out", **feeds),
-        state_path=tmp_path / "state" / "feedpub.db",
+        state=StateLocation(tmp_path / "state" / "feedpub.db"),
     )
 
 

@@ -57,14 +57,14 @@ def test_feeds_are_public_and_the_build_cache_is_private(tmp_path: Path, umask: 
     assert names == {"rss.xml", "atom.xml", "feed.json", "feed.xsl", MANIFEST_NAME}
     assert {_mode(p) for p in files} == {0o644}
     assert {_mode(p) for p in [out, *out.rglob("*")] if p.is_dir()} == {0o755}
-    caches = sorted(config.state_path.parent.iterdir())
+    caches = sorted(config.state.path.parent.iterdir())
     assert [p.name for p in caches] == [
         "build-index.pickle",
         "build-shown.pickle",
         "build-summary.pickle",
     ]
     assert {_mode(p) for p in caches} == {0o600}
-    assert _mode(config.state_path.parent) == 0o700
+    assert _mode(config.state.path.parent) == 0o700
 
 
 def test_outbox_messages_are_readable_by_their_owner_only(tmp_path: Path, umask: int) -> None:

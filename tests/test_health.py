@@ -8,10 +8,11 @@ from datetime import timedelta
 from pathlib import Path
 
 from feedpub.listpolicy import SoftBouncePolicy
-from feedpub.model import Issue, ListEvent
-from feedpub.store import MIGRATIONS, Store
+from feedpub.model import Issue, ListEvent, StateLocation
+from feedpub.store import Store
 from feedpub.verp import delivery_token
 from tests.conftest import NOW
+from tests.legacy_schema import legacy_state
 
 POLICY = SoftBouncePolicy(limit=3, days=30)
 
@@ -26,8 +27,8 @@ def _status(store: Store, email: str) -> str:
     return subscriber.status
 
 
-def test_a_hard_bounce_marks_bounced_and_suppresses_once(tmp_path: Path) -> None:
-    with Store(tmp_path / "state.db") as store:
+def test_a_hard_bounce_marks_bounced_and_suppresses_once(state: StateLocation) -> None:
+    with Store(state) as store:
         store.add_subscriber("Ada@example.net", "Ada", (), "active", NOW)
         outcome = store.record_event(_event("hard"), 1, NOW, POLICY)
         assert (outcome.applied, outcome.says) == (True, "hard bounce: marked bounced")
@@ -39,8 +40,8 @@ def test_a_hard_bounce_marks_bounced_and_suppresses_once(tmp_path: Path) -> None
         assert (again.applied, again.says) == (False, "seen before; counted once")
 
 
-def test_soft_bounces_count_within_the_window_then_mark_bounced(tmp_path: Path) -> None:
-    with Store(tmp_path / "state.db") as store:
+def test_soft_bounces_count_within_the_window_then_mark_bounced(state: StateLocation) -> None:
+    with Store(state) as store:
         store.add_subscriber("ada@example.net", "Ada", (), "active", NOW)
         old = NOW - timedelta(days=31)
         assert store.record_event(_event("soft", number=1), 1, old, POLICY).applied
@@ -54,8 +55,8 @@ def test_soft_bounces_count_within_the_window_then_mark_bounced(tmp_path: Path) 
         assert _status(store, "ada@example.net") == "bounced"
 
 
-def test_a_complaint_unsubscribes_for_good(tmp_path: Path) -> None:
-    with Store(tmp_path / "state.db") as store:
+def test_a_complaint_unsubscribes_for_good(state: StateLocation) -> None:
+    with Store(state) as store:
         store.add_subscriber("ada@example.net", "Ada", (), "active", NOW)
         store.record_event(_event("complaint"), 1, NOW, POLICY)
         assert _status(store, "ada@example.net") == "unsubscribed"
@@ -74,8 +75,8 @@ def test_a_complaint_unsubscribes_for_good(tmp_path: Path) -> None:
         assert store.suppressions(["ada@example.net"]) == {}
 
 
-def test_an_event_for_an_unknown_address_changes_nothing(tmp_path: Path) -> None:
-    with Store(tmp_path / "state.db") as store:
+def test_an_event_for_an_unknown_address_changes_nothing(state: StateLocation) -> None:
+    with Store(state) as store:
         outcome = store.record_event(_event("complaint", "who@example.net"), None, NOW, POLICY)
         assert (outcome.applied, outcome.says) == (
             False,
@@ -85,8 +86,8 @@ def test_an_event_for_an_unknown_address_changes_nothing(tmp_path: Path) -> None
         assert store.subscriber("who@example.net") is None
 
 
-def test_leaving_the_list_suppresses_the_address(tmp_path: Path) -> None:
-    with Store(tmp_path / "state.db") as store:
+def test_leaving_the_list_suppresses_the_address(state: StateLocation) -> None:
+    with Store(state) as store:
         ada = store.add_subscriber("ada@example.net", "Ada", (), "active", NOW)
         store.set_status_by_token(ada.token, "unsubscribed", NOW)
         assert store.suppressions(["ada@example.net"]) == {"ada@example.net": "unsubscribed"}
@@ -109,13 +110,8 @@ def test_a_delivery_token_names_its_delivery_and_cannot_be_made_up(
 
 
 def test_those_who_left_before_list_health_are_suppressed_on_migration(tmp_path: Path) -> None:
-    older = tmp_path / "older.db"
+    older = legacy_state(tmp_path / "older.db", 5)
     db = sqlite3.connect(older)
-    for script in MIGRATIONS[:5]:
-        for statement in script.split(";"):
-            if statement.strip():
-                db.execute(statement)
-    db.execute("PRAGMA user_version = 5")
     for email, status in (
         ("a@x.org", "active"),
         ("b@x.org", "bounced"),

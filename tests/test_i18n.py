@@ -142,7 +142,7 @@ def test_a_subscriber_without_a_name_is_greeted_in_the_site_language(
 
 
 def _confirmation(config: Config) -> EmailMessage:
-    with Store(config.state_path) as store:
+    with Store(config.state) as store:
         store.queue_subscribe_request("new@example.net", "", NOW)
     ConfirmationSender(config, lambda c: OutboxDeliverer(c.outbox_dir), lambda: NOW).run()
     (path,) = config.outbox_dir.iterdir()
@@ -228,7 +228,7 @@ def test_a_new_language_is_one_po_file(
     client = _client(french)
     assert "No issue has gone out yet." in client.get("/issues/").text  # not translated: English
     assert "Ce numéro n’existe pas" in client.get("/issues/9/").text
-    with Store(french.state_path) as store:
+    with Store(french.state) as store:
         store.add_subscriber("ada@example.net", "Ada", (), "active", NOW)
         DigestSender(french, store, OutboxDeliverer(french.outbox_dir), clock=lambda: NOW).run()
     listing = client.get("/issues/")

@@ -30,7 +30,7 @@ def _record_while_down(site: Config) -> Config:  # noqa: F811
 def test_a_resumed_issue_skips_who_left_or_paused_meanwhile(site: Config) -> None:  # noqa: F811
     config = _record_while_down(site)
     ada, bob, carol, dan, _ = PEOPLE
-    with Store(config.state_path) as store:
+    with Store(config.state) as store:
         store.set_status_by_token(store.subscriber(ada).token, "unsubscribed", NOW)  # type: ignore[union-attr]
         store.set_status(bob, "bounced", NOW)
         store.set_preferences(store.subscriber(carol).token, (), True, NOW)  # type: ignore[union-attr]
@@ -56,13 +56,13 @@ def test_a_subscriber_who_leaves_during_a_send_gets_nothing(site: Config) -> Non
     _subscribe(site)
     with smtp_server() as server:
         config = replace(site, smtp=_smtp(server.port))
-        with Store(config.state_path) as store:
+        with Store(config.state) as store:
             last = store.subscriber(PEOPLE[-1])
         assert last is not None
 
         def leave_after_first(n: int) -> None:
             if n == 0:
-                with Store(config.state_path) as other:
+                with Store(config.state) as other:
                     other.set_status_by_token(last.token, "unsubscribed", NOW)
 
         server.handler.behaviour.on_data = leave_after_first

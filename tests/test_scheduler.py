@@ -22,6 +22,7 @@ from hypothesis import strategies as st
 
 from feedpub.config import IntervalSchedule, load_config
 from feedpub.cron import parse_cron
+from feedpub.model import StateLocation
 from feedpub.scheduler import cron_trigger, digest_due, next_fire, trigger
 from feedpub.store import Store
 from tests.conftest import REPO
@@ -317,14 +318,17 @@ def test_bad_build_schedules(tmp_path: Path, value: str, message: str) -> None:
 # The daemon as a real process.
 
 
-def _site(tmp_path: Path, port: int, extra: str = "") -> Path:
+def _site(tmp_path: Path, port: int, state: StateLocation, extra: str = "") -> Path:
+    """The sample site with three readers, its state where ``state`` says."""
     shutil.copytree(REPO / "content", tmp_path / "content")
     text = (REPO / "config.yaml").read_text()
+    if state.url is not None:
+        text += f"\nstate:\n  url: {state.url}\n"
     text += f"\nsmtp:\n  host: 127.0.0.1\n  port: {port}\n  security: none\n  retry_delay: 0\n  max_attempts: 1\n"
     text += "\nschedule:\n  build: 1h\n" + extra
     path = tmp_path / "config.yaml"
     path.write_text(text)
-    with Store(load_config(path).state_path) as store:
+    with Store(load_config(path).state) as store:
         store.add_subscribers(
             [(f"r{i}@example.net", "", (), "active") for i in range(3)], datetime.now(UTC)
         )
@@ -357,17 +361,22 @@ def _wait_for(condition, seconds: float = 20) -> bool:  # type: ignore[no-untype
     return False
 
 
-def test_daemon_catches_up_once_then_stops_cleanly(tmp_path: Path) -> None:
+def test_daemon_catches_up_once_then_stops_cleanly(tmp_path: Path, state: StateLocation) -> None:
     port = free_port()
-    config = _site(tmp_path, port)
+    config = _site(tmp_path, port, state)
     with smtp_server(port=port) as server, _daemon(config, "--log-format", "json") as daemon:
         assert _wait_for(lambda: len(server.handler.received) >= 3)
         time.sleep(1.5)  # room for a wrong second send to show up
         assert len(server.handler.received) == 3
+        # A second daemon on the same state finds the digest sent and the feeds
+        # just built: it sends and builds nothing, and stops cleanly.
         second = _feedpub("daemon", "--config", str(config))
-        _, refused = second.communicate(timeout=30)
-        assert second.returncode == 1
-        assert "another feedpub process is using" in refused and "(daemon, pid" in refused
+        time.sleep(3)
+        second.send_signal(signal.SIGTERM)
+        _, beside = second.communicate(timeout=15)
+        assert second.returncode == 0, beside
+        assert "build: already run for this time by another daemon" in beside
+        assert "digest started" not in beside and len(server.handler.received) == 3
         started = time.monotonic()
         daemon.send_signal(signal.SIGTERM)
         _, log = daemon.communicate(timeout=15)
@@ -385,13 +394,15 @@ def test_daemon_catches_up_once_then_stops_cleanly(tmp_path: Path) -> None:
     digest_end = next(e for e in ends if e["job"] == "digest")
     assert (digest_end["sent"], digest_end["issues"]) == (3, [1])
     assert all("time" in e and "level" in e for e in events)
-    with Store(load_config(config).state_path) as store:
+    with Store(load_config(config).state) as store:
         assert store.last_success("digest") is not None
 
 
-def test_daemon_survives_a_failing_job_and_a_bad_reload(tmp_path: Path) -> None:
+def test_daemon_survives_a_failing_job_and_a_bad_reload(
+    tmp_path: Path, state: StateLocation
+) -> None:
     port = free_port()  # nothing listens here: the digest job fails
-    config = _site(tmp_path, port)
+    config = _site(tmp_path, port, state)
     with _daemon(config) as daemon:
         time.sleep(3)
         assert daemon.poll() is None
@@ -410,9 +421,9 @@ def test_daemon_survives_a_failing_job_and_a_bad_reload(tmp_path: Path) -> None:
         assert store.last_success("digest") is None  # still due: the next start tries again
 
 
-def test_sigterm_lets_the_message_in_flight_finish(tmp_path: Path) -> None:
+def test_sigterm_lets_the_message_in_flight_finish(tmp_path: Path, state: StateLocation) -> None:
     port = free_port()
-    config = _site(tmp_path, port)
+    config = _site(tmp_path, port, state)
     slow = Behaviour(delay=1.0)
     with smtp_server(slow, port=port) as server, _daemon(config) as daemon:
         assert _wait_for(lambda: server.handler.data_commands >= 1)
@@ -420,14 +431,17 @@ def test_sigterm_lets_the_message_in_flight_finish(tmp_path: Path) -> None:
         _, log = daemon.communicate(timeout=15)
     assert daemon.returncode == 0
     assert len(server.handler.received) == 1  # the one being sent finished; the rest wait
-    with Store(tmp_path / "state" / "feedpub.db") as store:
+    with Store(load_config(config).state) as store:
         statuses = sorted(d.status for d in store.deliveries(1))
     assert statuses == ["pending", "pending", "sent"]
     assert "(stopped early)" in log
 
 
-def test_run_sends_only_when_due(tmp_path: Path) -> None:
+def test_run_sends_only_when_due(tmp_path: Path, state: StateLocation) -> None:
     shutil.copy(REPO / "config.yaml", tmp_path / "config.yaml")
+    if state.url is not None:
+        with (tmp_path / "config.yaml").open("a") as config_file:
+            config_file.write(f"\nstate:\n  url: {state.url}\n")
     shutil.copytree(REPO / "content", tmp_path / "content")
     shutil.copy(REPO / "sample-subscribers.csv", tmp_path)
     config = str(tmp_path / "config.yaml")
@@ -450,11 +464,13 @@ def test_run_sends_only_when_due(tmp_path: Path) -> None:
     assert len(list((tmp_path / "outbox").glob("*.eml"))) == 2
 
 
-def test_sighup_reloads_the_web_app_and_keeps_every_job(tmp_path: Path) -> None:
+def test_sighup_reloads_the_web_app_and_keeps_every_job(
+    tmp_path: Path, state: StateLocation
+) -> None:
     import httpx2
 
     smtp_port, web_port = free_port(), free_port()
-    config = _site(tmp_path, smtp_port, f"\nweb:\n  port: {web_port}\n")
+    config = _site(tmp_path, smtp_port, state, f"\nweb:\n  port: {web_port}\n")
     config.write_text(config.read_text().replace("build: 1h", "build: 10s"))
     env = {**os.environ, "FEEDPUB_SECRET_KEY": "reload-test-secret-0123456789abcdef"}
     exe = str(Path(sys.executable).with_name("feedpub"))
@@ -503,12 +519,12 @@ def test_sighup_reloads_the_web_app_and_keeps_every_job(tmp_path: Path) -> None:
     assert any('"config reloaded"' in line for line in log)
 
 
-def test_the_daemon_sends_queued_confirmations(tmp_path: Path) -> None:
+def test_the_daemon_sends_queued_confirmations(tmp_path: Path, state: StateLocation) -> None:
     """A subscribe taken by a 'feedpub serve' elsewhere is confirmed by the daemon
     too; its claim keeps the two from both sending it."""
     port = free_port()
-    config = _site(tmp_path, port)
-    with Store(load_config(config).state_path) as store:
+    config = _site(tmp_path, port, state)
+    with Store(load_config(config).state) as store:
         store.queue_subscribe_request("queued@example.net", "", datetime.now(UTC))
     with smtp_server(port=port) as server, _daemon(config) as daemon:
         assert _wait_for(lambda: "queued@example.net" in server.handler.by_recipient())
@@ -517,18 +533,18 @@ def test_the_daemon_sends_queued_confirmations(tmp_path: Path) -> None:
     assert len(server.handler.by_recipient()["queued@example.net"]) == 1
 
 
-def test_the_daemon_reads_the_bounce_mailbox(tmp_path: Path) -> None:
+def test_the_daemon_reads_the_bounce_mailbox(tmp_path: Path, state: StateLocation) -> None:
     from tests.test_bounces import dsn, rcpt
 
     port = free_port()
-    config = _site(tmp_path, port, "\nbounces:\n  source: maildir\n  path: bounces\n")
+    config = _site(tmp_path, port, state, "\nbounces:\n  source: maildir\n  path: bounces\n")
     box = mailbox.Maildir(tmp_path / "bounces", create=True)
     box.add(dsn(rcpt("r0@example.net", "failed", "5.1.1"), to="digest@example.org"))
     box.close()
     with smtp_server(port=port), _daemon(config, "--log-format", "json") as daemon:
 
         def bounced() -> bool:
-            with Store(load_config(config).state_path) as store:
+            with Store(load_config(config).state) as store:
                 subscriber = store.subscriber("r0@example.net")
                 return subscriber is not None and subscriber.status == "bounced"
 

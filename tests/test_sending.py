@@ -53,7 +53,7 @@ def test_a_subscriber_who_leaves_during_the_send_gets_nothing(site: Config) -> N
 
     def leave(n: int) -> None:  # while the first messages are in flight
         if n == 0:
-            with Store(site.state_path) as store:
+            with Store(site.state) as store:
                 store.set_status(leaver, "unsubscribed", NOW)
 
     with smtp_server(Behaviour(delay=0.02, on_data=leave)) as server:
@@ -91,7 +91,7 @@ def test_a_bug_while_sending_is_raised_as_it_is_and_the_message_waits(
 ) -> None:
     _subscribe(site)
     config = replace(site, smtp=_smtp(free_port(), connections=2))
-    with Store(config.state_path) as store:
+    with Store(config.state) as store:
         sender = DigestSender(config, store, _Broken(), clock=lambda: NOW, connect=_Broken)
         with pytest.raises(RuntimeError, match="a bug in a deliverer"):
             sender.run()
@@ -187,7 +187,7 @@ def test_a_run_that_raises_drops_the_retry_still_waiting(site: Config) -> None: 
         assert config.smtp is not None
         deliverer = SMTPDeliverer(config.smtp, None)
         started = time.monotonic()
-        with Store(config.state_path) as store, pytest.raises(RuntimeError, match="a bug"):
+        with Store(config.state) as store, pytest.raises(RuntimeError, match="a bug"):
             DigestSender(config, store, deliverer, clock=lambda: NOW, progress=fail).run()
         deliverer.close()
     assert time.monotonic() - started < 20  # the retry's 30 s were not waited for

@@ -103,7 +103,7 @@ def site(tmp_path: Path) -> Path:
     """The sample config.yaml in a folder of its own, with the state above."""
     shutil.copytree(REPO / "content", tmp_path / "content")
     shutil.copy(REPO / "config.yaml", tmp_path / "config.yaml")
-    build_state(load_config(tmp_path / "config.yaml").state_path)
+    build_state(load_config(tmp_path / "config.yaml").state.path)
     return tmp_path / "config.yaml"
 
 

@@ -18,17 +18,19 @@ from feedpub.buildcache import BuildCache
 from feedpub.config import Config
 from feedpub.confirmations import ConfirmationReport, ConfirmationSender
 from feedpub.delivery import OutboxDeliverer
+from feedpub.model import StateLocation
 from feedpub.pipeline import DigestSender
-from feedpub.store import Store
+from feedpub.store import StateDatabase, Store
 from feedpub.web import RateLimiter, create_app
+from feedpub.web.forms import SharedRateLimiter
 from tests.conftest import NOW, REPO, sample_site, subscribe_requests
 
 SECRET = "test-secret-not-for-production"
 
 
 @pytest.fixture
-def site(tmp_path: Path) -> Config:
-    config = sample_site(tmp_path)
+def site(tmp_path: Path, state: StateLocation) -> Config:
+    config = sample_site(tmp_path, state)
     build_feeds(config, NOW, BuildCache())
     return config
 
@@ -159,7 +161,7 @@ def test_subscribe_confirm_and_unsubscribe(site: Config) -> None:
     assert sent.status_code == 200 and "new@example.net" in sent.text
     assert _mails(site) == []  # the request only queued it
     assert _work_queue(site).sent == 1
-    with Store(site.state_path) as store:
+    with Store(site.state) as store:
         assert store.subscriber("new@example.net").status == "pending"  # type: ignore[union-attr]
     (mail,) = _mails(site)
     assert mail["To"] == "New Reader <new@example.net>"
@@ -167,11 +169,11 @@ def test_subscribe_confirm_and_unsubscribe(site: Config) -> None:
     link = _confirm_link(mail)
     shown = client.get(link)  # a link scanner's GET confirms nothing
     assert shown.status_code == 200 and "<button" in shown.text
-    with Store(site.state_path) as store:
+    with Store(site.state) as store:
         assert store.subscriber("new@example.net").status == "pending"  # type: ignore[union-attr]
     confirmed = _confirm(client, link)
     assert confirmed.status_code == 200 and "订阅成功" in confirmed.text
-    with Store(site.state_path) as store:
+    with Store(site.state) as store:
         subscriber = store.subscriber("new@example.net")
     assert subscriber is not None and subscriber.status == "active"
     assert subscriber.token in confirmed.text  # the manage and unsubscribe links
@@ -187,7 +189,7 @@ def test_subscribe_confirm_and_unsubscribe(site: Config) -> None:
     assert done.status_code == 200 and "已退订" in done.text
     again = client.post(f"/newsletter/unsubscribe/{subscriber.token}", data={"csrf": csrf})
     assert again.status_code == 200 and "已退订" in again.text
-    with Store(site.state_path) as store:
+    with Store(site.state) as store:
         assert store.subscriber("new@example.net").status == "unsubscribed"  # type: ignore[union-attr]
     # The old links open nothing now: the token was retired when they left.
     assert client.get(f"/newsletter/manage/{subscriber.token}").status_code == 404
@@ -199,7 +201,7 @@ def test_the_confirmation_link_does_not_carry_the_subscriber_token(site: Config)
     _subscribe(client, "new@example.net")
     _work_queue(site)
     link = _confirm_link(_mails(site)[0])
-    with Store(site.state_path) as store:
+    with Store(site.state) as store:
         subscriber = store.subscriber("new@example.net")
     assert subscriber is not None
     assert subscriber.token not in link
@@ -218,20 +220,20 @@ def test_resubscribing_retires_the_old_links(site: Config) -> None:
     _work_queue(site)
     unused, used = (_confirm_link(m) for m in _mails(site))
     _confirm(client, used)
-    with Store(site.state_path) as store:
+    with Store(site.state) as store:
         first = store.subscriber("twice@example.net")
         assert first is not None and first.status == "active"
         store.set_status_by_token(first.token, "unsubscribed", NOW)
     _subscribe(client, "twice@example.net")  # anyone may type the address in
     _work_queue(site)
-    with Store(site.state_path) as store:
+    with Store(site.state) as store:
         second = store.subscriber("twice@example.net")
     assert second is not None and second.status == "pending" and second.token != first.token
     csrf = _csrf(client, "/newsletter/subscribe")
     assert "已经确认过了" in client.post(used, data={"csrf": csrf}).text
     stale = client.post(unused, data={"csrf": csrf})
     assert stale.status_code == 400 and "链接无效" in stale.text
-    with Store(site.state_path) as store:
+    with Store(site.state) as store:
         assert store.subscriber("twice@example.net").status == "pending"  # type: ignore[union-attr]
     assert client.get(f"/newsletter/manage/{first.token}").status_code == 404
     (new_link,) = {_confirm_link(m) for m in _mails(site)} - {used, unused}
@@ -239,7 +241,7 @@ def test_resubscribing_retires_the_old_links(site: Config) -> None:
 
 
 def test_the_answer_is_the_same_for_known_and_unknown_addresses(site: Config) -> None:
-    with Store(site.state_path) as store:
+    with Store(site.state) as store:
         store.add_subscriber("known@example.net", "Known", (), "active", NOW)
     client = _client(site)
     answers = []
@@ -306,6 +308,27 @@ def test_a_bad_address_is_explained(site: Config) -> None:
     assert response.status_code == 400 and "这不是有效的邮箱地址。" in response.text
 
 
+def test_rate_limits_hold_across_web_processes(site: Config) -> None:
+    """Two web processes behind one load balancer: with PostgreSQL they count a
+    client's attempts together; with SQLite (one machine) each counts its own."""
+    first, second = _client(site), _client(site)
+    codes = [_subscribe(c, "flood@example.net").status_code for c in (first, second) * 6]
+    if site.state.url is None:
+        assert codes == [200] * 12
+    else:
+        assert codes == [200] * 10 + [429, 429]
+
+
+def test_a_shared_limit_opens_again_when_its_window_is_over(site: Config) -> None:
+    now = [1000.0]
+    with StateDatabase(site.state) as state:
+        limiter = SharedRateLimiter(state, "test", 2, 60, clock=lambda: now[0])
+        assert [limiter.allow("a"), limiter.allow("a"), limiter.allow("a")] == [True] * 2 + [False]
+        assert limiter.allow("b")  # another client counts alone
+        now[0] += 61
+        assert limiter.allow("a")
+
+
 def test_rate_limits(site: Config) -> None:
     client = _client(site, RateLimiter(5, 600))
     codes = [_subscribe(client, "flood@example.net").status_code for _ in range(6)]
@@ -316,7 +339,7 @@ def test_rate_limits(site: Config) -> None:
     tomorrow = NOW + timedelta(days=1, minutes=1)
     _subscribe(_client(site, clock=tomorrow), "flood@example.net")
     assert _work_queue(site, tomorrow).sent == 1
-    with Store(site.state_path) as store:
+    with Store(site.state) as store:
         assert store.subscriber("flood@example.net").status == "pending"  # type: ignore[union-attr]
 
 
@@ -333,12 +356,12 @@ def test_confirmation_links_expire_and_cannot_be_forged(site: Config) -> None:
     forged = client.get("/newsletter/confirm/" + "A" * 43)
     assert forged.status_code == 400 and "链接无效" in forged.text
     assert client.get("/newsletter/confirm/garbage").status_code == 400
-    with Store(site.state_path) as store:
+    with Store(site.state) as store:
         assert store.subscriber("late@example.net").status == "pending"  # type: ignore[union-attr]
 
 
 def test_one_click_unsubscribe_needs_no_page(site: Config) -> None:
-    with Store(site.state_path) as store:
+    with Store(site.state) as store:
         subscriber = store.add_subscriber("ada@example.net", "Ada", (), "active", NOW)
     client = _client(site)
     for _ in range(2):  # idempotent
@@ -348,7 +371,7 @@ def test_one_click_unsubscribe_needs_no_page(site: Config) -> None:
             headers={"Content-Type": "application/x-www-form-urlencoded"},
         )
         assert (response.status_code, response.text) == (200, "unsubscribed\n")
-    with Store(site.state_path) as store:
+    with Store(site.state) as store:
         assert store.subscriber("ada@example.net").status == "unsubscribed"  # type: ignore[union-attr]
 
 
@@ -361,7 +384,7 @@ def test_unknown_tokens_get_a_clear_page(site: Config, method: str) -> None:
 
 
 def test_preferences(site: Config) -> None:
-    with Store(site.state_path) as store:
+    with Store(site.state) as store:
         subscriber = store.add_subscriber("ada@example.net", "Ada", (), "active", NOW)
     client = _client(site)
     page = client.get(f"/newsletter/manage/{subscriber.token}")
@@ -375,7 +398,7 @@ def test_preferences(site: Config) -> None:
     )
     assert saved.status_code == 200 and "已保存" in saved.text
     assert re.search(r'value="LLM" checked', saved.text)
-    with Store(site.state_path) as store:
+    with Store(site.state) as store:
         stored = store.subscriber("ada@example.net")
         assert stored is not None and stored.tags == ("LLM", "安全") and stored.paused
         assert store.recipients() == []  # paused: no digest
@@ -386,7 +409,7 @@ def test_preferences(site: Config) -> None:
 
 
 def test_archive(site: Config) -> None:
-    with Store(site.state_path) as store:
+    with Store(site.state) as store:
         ada = store.add_subscriber("ada@example.net", "Ada", (), "active", NOW)
         DigestSender(site, store, OutboxDeliverer(site.outbox_dir), clock=lambda: NOW).run()
     client = _client(site)
@@ -453,7 +476,7 @@ def test_subscribing_while_the_mail_server_is_down(site: Config) -> None:
     assert response.status_code == 200 and "down@example.net" in response.text
     report = _work_queue(config, deliverer=SMTPDeliverer(config.smtp, None))  # type: ignore[arg-type]
     assert (report.sent, report.retrying) == (0, 1)
-    ((address, status, attempts, reply),) = subscribe_requests(config.state_path)
+    ((address, status, attempts, reply),) = subscribe_requests(config.state)
     assert (address, status, attempts) == ("down@example.net", "ready", 1)
     assert reply == f"cannot reach 127.0.0.1:{port}: Connection refused"
     # Not due yet: the retry waits 30 seconds.
@@ -464,7 +487,7 @@ def test_subscribing_while_the_mail_server_is_down(site: Config) -> None:
     assert report.sent == 1
     (received,) = server.handler.received
     assert received.recipients == ["down@example.net"]
-    assert [r[1] for r in subscribe_requests(config.state_path)] == ["sent"]
+    assert [r[1] for r in subscribe_requests(config.state)] == ["sent"]
 
 
 # The form guards on their own.
@@ -502,7 +525,7 @@ def test_preferences_offer_the_terms_of_the_last_build(site: Config) -> None:
     draft or a scheduled post has, and new ones once a build has written their
     feeds, without restarting the server."""
     folder = site.content.dir
-    with Store(site.state_path) as store:
+    with Store(site.state) as store:
         subscriber = store.add_subscriber("ada@example.net", "Ada", (), "active", NOW)
     client = _client(site)
     manage = f"/newsletter/manage/{subscriber.token}"

@@ -24,6 +24,7 @@ from starlette.testclient import TestClient
 from starlette.types import ASGIApp
 
 from feedpub.config import Config, WebhooksConfig
+from feedpub.model import StateLocation
 from feedpub.store import Store
 from feedpub.web import RateLimiter, create_app
 from feedpub.web.webhooks import FetchFailed, https_get
@@ -79,10 +80,10 @@ def host(sns_key: rsa.RSAPrivateKey) -> CertificateHost:
 
 
 @pytest.fixture
-def site(tmp_path: Path, sendgrid_key: ec.EllipticCurvePrivateKey) -> Config:
+def site(tmp_path: Path, state: StateLocation, sendgrid_key: ec.EllipticCurvePrivateKey) -> Config:
     """The sample site taking all four providers' webhooks, with four readers."""
     config = replace(
-        sample_site(tmp_path),
+        sample_site(tmp_path, state),
         webhooks=WebhooksConfig(
             ses_topics=frozenset({TOPIC}),
             postmark=("postmark", "FEEDPUB_POSTMARK_PASSWORD"),
@@ -90,7 +91,7 @@ def site(tmp_path: Path, sendgrid_key: ec.EllipticCurvePrivateKey) -> Config:
             sendgrid_key=verification_key(sendgrid_key),
         ),
     )
-    with Store(config.state_path) as store:
+    with Store(config.state) as store:
         store.add_subscribers([(a, "", (), "active") for a in READERS], NOW - timedelta(days=1))
     return config
 
@@ -114,19 +115,20 @@ def _client(
 
 def _state(config: Config) -> dict[str, Any]:
     """Everything a webhook may change: statuses, events, suppressions, tokens."""
-    with Store(config.state_path) as store:
+    with Store(config.state) as store:
         return {
             "statuses": {s.email: s.status for s in store.subscribers()},
-            "events": store._db.execute(
-                "SELECT key, kind FROM list_events ORDER BY key"
-            ).fetchall(),
+            "events": [
+                (row["key"], row["kind"])
+                for row in store._db.all("SELECT key, kind FROM list_events ORDER BY key")
+            ],
             "suppressed": store.suppressed_count(),
-            "tokens": [row[0] for row in store._db.execute("SELECT token FROM webhook_tokens")],
+            "tokens": [row["token"] for row in store._db.all("SELECT token FROM webhook_tokens")],
         }
 
 
 def _status(config: Config, address: str) -> str:
-    with Store(config.state_path) as store:
+    with Store(config.state) as store:
         subscriber = store.subscriber(address)
     assert subscriber is not None
     return subscriber.status
@@ -149,8 +151,8 @@ def test_an_ses_bounce_marks_its_subscribers_bounced_once(
     assert _status(site, "ada@example.net") == _status(site, "bob@example.net") == "bounced"
     again = client.post("/webhooks/ses", content=body)  # SNS retries with the same message
     assert again.status_code == 200 and again.json() == {"recorded": 0, "seen_before": 2}
-    with Store(site.state_path) as store:
-        assert store._db.execute("SELECT COUNT(*) FROM list_events").fetchone()[0] == 2
+    with Store(site.state) as store:
+        assert store._db.scalar("SELECT COUNT(*) FROM list_events") == 2
     assert host.fetched == [host.fetched[0]]  # the certificate is fetched once, then kept
 
 
@@ -270,11 +272,11 @@ def test_mailgun_tokens_survive_a_restart_and_are_forgotten_when_stale(site: Con
     body = _json(mailgun_body(failed("temporary")))
     assert _client(site).post("/webhooks/mailgun", content=body).status_code == 200
     assert _client(site).post("/webhooks/mailgun", content=body).status_code == 409
-    with Store(site.state_path) as store:
+    with Store(site.state) as store:
         assert store.remember_webhook_token(
             "new", NOW + timedelta(minutes=11), NOW + timedelta(minutes=1)
         )
-        assert [row[0] for row in store._db.execute("SELECT token FROM webhook_tokens")] == ["new"]
+        assert [r["token"] for r in store._db.all("SELECT token FROM webhook_tokens")] == ["new"]
 
 
 def test_a_mailgun_request_signed_with_another_key_changes_nothing(site: Config) -> None:

@@ -6,10 +6,10 @@ shown as one line unless ``-v`` asks for the traceback.
 
 from __future__ import annotations
 
-from feedpub.cli import bounces, digest, site, stats, subscribers
+from feedpub.cli import bounces, digest, site, state, stats, subscribers, worker
 from feedpub.cli.common import cli
 
-__all__ = ["bounces", "cli", "digest", "main", "site", "stats", "subscribers"]
+__all__ = ["bounces", "cli", "digest", "main", "site", "state", "stats", "subscribers", "worker"]
 
 
 def main() -> None:

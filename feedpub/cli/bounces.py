@@ -26,9 +26,11 @@ def bounces_fetch(config_path: Path, quiet: bool) -> None:
     read twice counts once.
     """
     from feedpub.listhealth import fetch_bounces, open_source
+    from feedpub.pipeline import BOUNCES_JOB, holding_jobs
 
     config = load_checked(config_path)
-    report = fetch_bounces(config, now(), open_source(config))
+    with holding_jobs(config, (BOUNCES_JOB,), "bounces fetch"):
+        report = fetch_bounces(config, now(), open_source(config))
     if not quiet:
         for line in report.lines:
             click.echo(line)

@@ -110,13 +110,12 @@ def send(config_path: Path, dry_run: bool, quiet: bool) -> None:
     file. A recipient the server refuses for good is recorded and the others go
     on; if the server cannot be reached, the run stops and the next one resumes.
     """
-    from feedpub.pipeline import send_digest
-    from feedpub.store import exclusive_lock
+    from feedpub.pipeline import DIGEST_JOB, holding_jobs, send_digest
 
     config = load_checked(config_path)
     config.require_newsletter()
     progress = _ProgressLine(not quiet and sys.stderr.isatty())
-    with exclusive_lock(config.state_path, "digest send"):
+    with holding_jobs(config, (DIGEST_JOB,), "digest send"):
         report = send_digest(
             config, make_deliverer_lazily(config), now, dry_run=dry_run, progress=progress
         )

@@ -120,12 +120,11 @@ def run_command(config_path: Path, quiet: bool) -> None:
     A digest is due when a time of newsletter.schedule has passed since the last
     successful send (or none was ever sent).
     """
-    from feedpub.pipeline import run_once
+    from feedpub.pipeline import BUILD_JOB, DIGEST_JOB, holding_jobs, run_once
     from feedpub.scheduler import digest_due, next_fire
-    from feedpub.store import exclusive_lock
 
     config = load_checked(config_path)
-    with exclusive_lock(config.state_path, "run"):
+    with holding_jobs(config, (BUILD_JOB, DIGEST_JOB), "feedpub run"):
         build, send = run_once(config, make_deliverer_lazily, now, digest_due)
     print_problems(build.problems)
     if send is not None:
@@ -166,13 +165,11 @@ def daemon(ctx: click.Context, config_path: Path, log_format: str, serve: bool) 
     config (a bad one is reported and the old one kept). Logs go to stderr.
     """
     from feedpub.scheduler import Daemon, configure_logging
-    from feedpub.store import exclusive_lock
 
     config = load_checked(config_path)
     configure_logging(log_format, verbose=bool(ctx.obj))
     companions = [_web_server(config)] if serve else []
-    with exclusive_lock(config.state_path, "daemon"):
-        Daemon(config, make_deliverer_lazily, companions=companions).run()
+    Daemon(config, make_deliverer_lazily, companions=companions).run()
 
 
 def _web_server(config: Config) -> WebServer:

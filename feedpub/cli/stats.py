@@ -31,7 +31,7 @@ def stats(config_path: Path, as_json: bool) -> None:
     from feedpub.store import Store
 
     config = load_checked(config_path)
-    with Store(config.state_path) as store:
+    with Store(config.state) as store:
         summary = report.summarise(store.stats_rows())
     zone = config.site.timezone
     if as_json:

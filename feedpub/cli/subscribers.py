@@ -80,7 +80,7 @@ def subscribers_add(
         address = check_email(email)
     except ValueError as exc:
         raise FeedpubError(str(exc)) from None
-    with Store(config.state_path) as store:
+    with Store(config.state) as store:
         refused = _suppressed(store.suppressions([address]), force)
         if refused:
             raise FeedpubError(f"{address} {refused[0][1]}")
@@ -106,7 +106,7 @@ def subscribers_remove(config_path: Path, email: str, erase: bool) -> None:
     from feedpub.store import Store
 
     config = load_checked(config_path)
-    with Store(config.state_path) as store:
+    with Store(config.state) as store:
         if store.subscriber(email) is None:
             raise FeedpubError(f"{email} is not on the list")
         if erase:
@@ -124,7 +124,7 @@ def subscribers_list(config_path: Path, status: str | None) -> None:
     from feedpub.store import Store
 
     config = load_checked(config_path)
-    with Store(config.state_path) as store:
+    with Store(config.state) as store:
         listed = store.subscribers(status)
     for s in listed:
         tags = f"  [{'; '.join(s.tags)}]" if s.tags else ""
@@ -150,7 +150,7 @@ def subscribers_import(config_path: Path, csv_file: Path, force: bool) -> None:
     except (OSError, UnicodeDecodeError) as exc:
         raise FeedpubError(f"cannot read {csv_file}: {exc}") from None
     rows, problems = read_csv(text, str(csv_file))
-    with Store(config.state_path) as store:
+    with Store(config.state) as store:
         refused = dict(_suppressed(store.suppressions(row.email for row in rows), force))
         kept = [row for row in rows if email_key(row.email) not in refused]
         store.lift_suppressions([row.email for row in kept], complaints=False)
@@ -175,5 +175,5 @@ def subscribers_export(config_path: Path) -> None:
     from feedpub.subscribers import write_csv
 
     config = load_checked(config_path)
-    with Store(config.state_path) as store:
+    with Store(config.state) as store:
         click.echo(write_csv(store.subscribers()), nl=False)

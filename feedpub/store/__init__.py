@@ -1,6 +1,7 @@
-"""The state database (SQLite): subscribers, the issues sent, the posts each
-issue covered, every delivery, and the confirmation queue. The only package that
-imports sqlite3.
+"""The state database (SQLite, or PostgreSQL for several machines): subscribers,
+the issues sent, the posts each issue covered, every delivery, the confirmation
+queue, the list's health and the web app's rate limits. The only package that
+imports SQLAlchemy, Alembic or a database driver.
 
 Every change is one short transaction, committed before the next step, so a
 process killed at any point leaves a state that the next run can finish.
@@ -8,10 +9,20 @@ process killed at any point leaves a state that the next run can finish.
 
 from __future__ import annotations
 
+from feedpub.store.database import HEAD, StateDatabase
 from feedpub.store.health import EventOutcome, ListHealth
-from feedpub.store.ledger import Ledger
-from feedpub.store.lock import exclusive_lock
+from feedpub.store.ledger import TAKEN_OVER, JobRun, Ledger, Tally
+from feedpub.store.locks import (
+    WORKERS,
+    JobLock,
+    announced,
+    holder_name,
+    job_lock,
+    worker_alive,
+    workers_running,
+)
 from feedpub.store.queue import SubscribeQueue
+from feedpub.store.rates import RateCounts
 from feedpub.store.records import (
     CLAIM_LEASE,
     INACTIVE,
@@ -19,15 +30,15 @@ from feedpub.store.records import (
     Delivery,
     SubscribeRequest,
 )
-from feedpub.store.schema import MIGRATIONS
 from feedpub.store.stats import ListStatistics
 from feedpub.store.subscribers import email_key
 from feedpub.store.webhook_tokens import WebhookMemory
 
 
-class Store(SubscribeQueue, Ledger, ListHealth, WebhookMemory, ListStatistics):
+class Store(SubscribeQueue, Ledger, ListHealth, WebhookMemory, ListStatistics, RateCounts):
     """The state database: subscribers and their queue, the ledger, the list's
-    health, what webhooks have seen, and the list's statistics, over one connection."""
+    health, what webhooks have seen, the list's statistics and the web app's rate
+    counts, over one connection."""
 
     def __enter__(self) -> Store:
         return self
@@ -35,13 +46,23 @@ class Store(SubscribeQueue, Ledger, ListHealth, WebhookMemory, ListStatistics):
 
 __all__ = [
     "CLAIM_LEASE",
+    "HEAD",
     "INACTIVE",
-    "MIGRATIONS",
+    "TAKEN_OVER",
+    "WORKERS",
     "Confirmation",
     "Delivery",
     "EventOutcome",
+    "JobLock",
+    "JobRun",
+    "StateDatabase",
     "Store",
     "SubscribeRequest",
+    "Tally",
+    "announced",
     "email_key",
-    "exclusive_lock",
+    "holder_name",
+    "job_lock",
+    "worker_alive",
+    "workers_running",
 ]

@@ -1,19 +1,39 @@
-"""The SQLite connection every part of the store shares: opening and migrating
-the file (readable by its owner only), transactions, and the value helpers."""
+"""The state database every part of the store shares: SQLite (a file readable by
+its owner only) or PostgreSQL, through SQLAlchemy Core, migrated by Alembic to
+one schema, and the plain statements that run on either.
+
+Connections are in autocommit mode: a read is one statement, and a change is
+one explicit transaction (``BEGIN IMMEDIATE`` on SQLite, which takes the write
+lock at once, so two writers never deadlock on an upgrade from a read lock).
+"""
 
 from __future__ import annotations
 
 import contextlib
 import hashlib
 import os
-import sqlite3
-from collections.abc import Iterator
+import threading
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
+
+import sqlalchemy
+from sqlalchemy import event, exc
+from sqlalchemy.engine import URL, Connection, Engine, RowMapping, make_url
+from sqlalchemy.pool import NullPool
 
 from feedpub.errors import StateError
-from feedpub.store.schema import MIGRATIONS
+from feedpub.model import StateLocation
+
+# Alembic's newest revision (feedpub/store/migrations/versions); a database at it
+# is opened without loading Alembic.
+HEAD = "0008"
+# The revision each PRAGMA user_version of a SQLite file made before Alembic is at.
+_LEGACY_REVISIONS = {n: f"{n:04d}" for n in range(1, 8)}
+# Taken by whoever migrates a PostgreSQL database, for the migration's transaction.
+_MIGRATION_LOCK = 7_419_000
 
 
 def _stamp(moment: datetime) -> str:
@@ -49,65 +69,253 @@ def _digest(secret: str) -> str:
     return hashlib.sha256(secret.encode()).hexdigest()
 
 
-class Database:
-    """An open state database, migrated to the current schema."""
+def server_url(location: StateLocation, environ: Mapping[str, str] = os.environ) -> URL:
+    """The PostgreSQL server ``location.url`` names, with the password from the
+    environment variable ``location.password_env`` (when it is set)."""
+    assert location.url is not None
+    url = make_url(location.url).set(drivername="postgresql+psycopg")
+    password = environ.get(location.password_env)
+    return url.set(password=password) if password else url
 
-    def __init__(self, path: Path) -> None:
-        self.path = path
+
+def _sqlite_engine(path: Path) -> Engine:
+    _private_file(path)
+    # SQLite gives the -wal and -shm files the database's mode; these two may
+    # be left from an older release.
+    for end in ("-wal", "-shm"):
+        _private_file(path.with_name(path.name + end), create=False)
+    engine = sqlalchemy.create_engine(
+        URL.create("sqlite+pysqlite", database=str(path)),
+        isolation_level="AUTOCOMMIT",
+        connect_args={"timeout": 30, "check_same_thread": False},
+        poolclass=NullPool,
+    )
+
+    @event.listens_for(engine, "connect")
+    def _pragmas(connection: Any, record: object) -> None:
+        connection.execute("PRAGMA journal_mode = WAL")
+        connection.execute("PRAGMA foreign_keys = ON")
+        # In WAL mode, NORMAL makes each commit durable when the process dies
+        # (kill -9 included); only a power cut can lose the latest commits.
+        connection.execute("PRAGMA synchronous = NORMAL")
+
+    return engine
+
+
+class StateDatabase:
+    """The state database one process uses, from any of its threads: opened and
+    migrated once, then lent out as connections (``Store``)."""
+
+    def __init__(self, location: StateLocation, environ: Mapping[str, str] = os.environ) -> None:
+        self.location = location
+        self.shared = location.url is not None
+        self.name = (
+            make_url(location.url).render_as_string(hide_password=True)
+            if location.url
+            else str(location.path)
+        )
+        self._statements: dict[str, sqlalchemy.TextClause] = {}
+        self._statements_lock = threading.Lock()
         try:
-            _private_file(path)
-            # SQLite gives the -wal and -shm files the database's mode; these
-            # two may be left from an older release.
-            for end in ("-wal", "-shm"):
-                _private_file(path.with_name(path.name + end), create=False)
-            self._db = sqlite3.connect(path, isolation_level=None, timeout=30)
-            self._db.row_factory = sqlite3.Row
-            self._db.execute("PRAGMA journal_mode = WAL")
-            self._db.execute("PRAGMA foreign_keys = ON")
-            # In WAL mode, NORMAL makes each commit durable when the process dies
-            # (kill -9 included); only a power cut can lose the latest commits.
-            self._db.execute("PRAGMA synchronous = NORMAL")
-            self._migrate()
-        except (sqlite3.Error, OSError) as exc:
-            raise StateError(f"cannot use the state database {path}: {exc}") from None
+            if location.url is None:
+                self.engine = _sqlite_engine(location.path)
+            else:
+                self.engine = sqlalchemy.create_engine(
+                    server_url(location, environ),
+                    isolation_level="AUTOCOMMIT",
+                    pool_pre_ping=True,
+                    # Up to one connection for each of the web app's 40 request
+                    # threads, five kept open between bursts.
+                    pool_size=5,
+                    max_overflow=35,
+                    connect_args={
+                        "connect_timeout": 10,
+                        "application_name": "feedpub",
+                        # A daemon on a machine that vanished lets go of its
+                        # locks once the server notices, within about a minute.
+                        "keepalives": 1,
+                        "keepalives_idle": 30,
+                        "keepalives_interval": 10,
+                        "keepalives_count": 3,
+                    },
+                )
+            with self.engine.connect() as connection:
+                self._migrate(connection)
+        except (exc.SQLAlchemyError, OSError) as error:
+            raise StateError(
+                f"cannot use the state database {self.name}: {_reason(error)}"
+            ) from None
 
     def close(self) -> None:
-        self._db.close()
+        self.engine.dispose()
+
+    def __enter__(self) -> StateDatabase:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def statement(self, sql: str) -> sqlalchemy.TextClause:
+        """``sql`` made once into a statement (SQLAlchemy then caches its compiled form)."""
+        found = self._statements.get(sql)
+        if found is None:
+            with self._statements_lock:
+                found = self._statements.setdefault(sql, sqlalchemy.text(sql))
+        return found
+
+    def revision(self, connection: Connection) -> str | None:
+        """The Alembic revision the database is at; a SQLite file made before
+        Alembic by its PRAGMA user_version; None when it is empty."""
+        inspector = sqlalchemy.inspect(connection)
+        if inspector.has_table("alembic_version"):
+            return connection.exec_driver_sql("SELECT version_num FROM alembic_version").scalar()
+        if not self.shared:
+            version = int(connection.exec_driver_sql("PRAGMA user_version").scalar() or 0)
+            return _LEGACY_REVISIONS.get(version)
+        return None
+
+    def _migrate(self, connection: Connection) -> None:
+        if self._current(connection) == HEAD:  # without the write lock another holds
+            return
+        connection.exec_driver_sql("BEGIN" if self.shared else "BEGIN IMMEDIATE")
+        try:
+            if self.shared:
+                connection.exec_driver_sql(f"SELECT pg_advisory_xact_lock({_MIGRATION_LOCK})")
+            self._upgrade(connection)
+        except BaseException:
+            connection.exec_driver_sql("ROLLBACK")
+            raise
+        connection.exec_driver_sql("COMMIT")
+
+    def _current(self, connection: Connection) -> str | None:
+        try:
+            return connection.exec_driver_sql("SELECT version_num FROM alembic_version").scalar()
+        except exc.DBAPIError:
+            return None
+
+    def _upgrade(self, connection: Connection) -> None:
+        from alembic import command
+        from alembic.config import Config as AlembicConfig
+        from alembic.script import ScriptDirectory
+
+        settings = AlembicConfig()
+        settings.set_main_option("script_location", "feedpub.store:migrations")
+        settings.attributes["connection"] = connection
+        found = self.revision(connection)
+        known = {
+            script.revision for script in ScriptDirectory.from_config(settings).walk_revisions()
+        }
+        if found is not None and found not in known:
+            raise StateError(
+                f"{self.name} was written by a newer feedpub (schema {found}); upgrade feedpub"
+            )
+        if found is not None and not sqlalchemy.inspect(connection).has_table("alembic_version"):
+            command.stamp(settings, found)
+        command.upgrade(settings, "head")
+
+    @property
+    def schema_version(self) -> str | None:
+        with self.engine.connect() as connection:
+            return self.revision(connection)
+
+
+def _reason(error: BaseException) -> str:
+    """What went wrong, in the driver's words, without SQLAlchemy's statement dump."""
+    if isinstance(error, exc.DBAPIError) and error.orig is not None:
+        return str(error.orig).strip()
+    return str(error)
+
+
+class Database:
+    """One connection to the state database, for one thread at a time. Opened
+    from a ``StateDatabase`` the caller keeps (the web app, the daemon), or from
+    a location, which it then opens and closes with itself."""
+
+    def __init__(self, state: StateDatabase | StateLocation | Path) -> None:
+        if isinstance(state, Path):
+            state = StateLocation(state)
+        self._owned = not isinstance(state, StateDatabase)
+        self.state = StateDatabase(state) if isinstance(state, StateLocation) else state
+        self.shared = self.state.shared
+        self.path = self.state.name
+        try:
+            self._connection = self.state.engine.connect()
+        except exc.SQLAlchemyError as error:
+            if self._owned:
+                self.state.close()
+            raise StateError(
+                f"cannot use the state database {self.path}: {_reason(error)}"
+            ) from None
+        self._db = _Sql(self._connection, self.state, self.path)
+        # Rows a claim locks are passed over by the other claims under way
+        # (SQLite's one writer at a time needs no such clause).
+        self.skip_locked = " FOR UPDATE SKIP LOCKED" if self.shared else ""
+
+    def close(self) -> None:
+        self._connection.close()
+        if self._owned:
+            self.state.close()
 
     def __exit__(self, *exc_info: object) -> None:
         self.close()
 
     @contextmanager
-    def _transaction(self) -> Iterator[sqlite3.Connection]:
+    def _transaction(self, *, snapshot: bool = False) -> Iterator[_Sql]:
+        """One transaction: a write (SQLite's write lock taken at once), or with
+        ``snapshot`` a read that sees one moment of the database throughout."""
+        if snapshot:
+            begin = "BEGIN ISOLATION LEVEL REPEATABLE READ" if self.shared else "BEGIN"
+        else:
+            begin = "BEGIN" if self.shared else "BEGIN IMMEDIATE"
+        connection = self._connection
         try:
-            self._db.execute("BEGIN IMMEDIATE")
+            connection.exec_driver_sql(begin)
             try:
                 yield self._db
             except BaseException:
-                self._db.execute("ROLLBACK")
+                connection.exec_driver_sql("ROLLBACK")
                 raise
-            self._db.execute("COMMIT")
-        except sqlite3.IntegrityError:
+            connection.exec_driver_sql("COMMIT")
+        except exc.IntegrityError:
             raise
-        except sqlite3.Error as exc:
-            raise StateError(f"state database {self.path}: {exc}") from None
-
-    def _migrate(self) -> None:
-        if self.schema_version == len(MIGRATIONS):  # without the write lock another holds
-            return
-        with self._transaction() as db:
-            version = db.execute("PRAGMA user_version").fetchone()[0]
-            if version > len(MIGRATIONS):
-                raise StateError(
-                    f"{self.path} was written by a newer feedpub (schema {version}); "
-                    "upgrade feedpub"
-                )
-            for number, script in enumerate(MIGRATIONS[version:], start=version + 1):
-                for statement in script.split(";"):
-                    if statement.strip():
-                        db.execute(statement)
-                db.execute(f"PRAGMA user_version = {number}")
+        except exc.SQLAlchemyError as error:
+            raise StateError(f"state database {self.path}: {_reason(error)}") from None
 
     @property
-    def schema_version(self) -> int:
-        return int(self._db.execute("PRAGMA user_version").fetchone()[0])
+    def schema_version(self) -> str | None:
+        return self.state.revision(self._connection)
+
+
+class _Sql:
+    """Plain statements with ``:name`` parameters, on one connection."""
+
+    def __init__(self, connection: Connection, state: StateDatabase, name: str) -> None:
+        self._connection = connection
+        self._state = state
+        self._name = name
+
+    def _execute(self, sql: str, params: Mapping[str, Any] | Sequence[Mapping[str, Any]]) -> Any:
+        try:
+            return self._connection.execute(self._state.statement(sql), params)
+        except exc.IntegrityError:
+            raise
+        except exc.SQLAlchemyError as error:
+            raise StateError(f"state database {self._name}: {_reason(error)}") from None
+
+    def one(self, sql: str, **params: Any) -> RowMapping | None:
+        row: RowMapping | None = self._execute(sql, params).mappings().fetchone()
+        return row
+
+    def all(self, sql: str, **params: Any) -> list[RowMapping]:
+        return list(self._execute(sql, params).mappings())
+
+    def scalar(self, sql: str, **params: Any) -> Any:
+        return self._execute(sql, params).scalar()
+
+    def run(self, sql: str, **params: Any) -> int:
+        """Run a change; how many rows it changed."""
+        return int(self._execute(sql, params).rowcount)
+
+    def many(self, sql: str, rows: Sequence[Mapping[str, Any]]) -> None:
+        if rows:
+            self._execute(sql, rows)

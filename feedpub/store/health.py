@@ -40,33 +40,29 @@ class ListHealth(Database):
         key = email_key(event.address)
         stamp = _stamp(now)
         with self._transaction() as db:
-            inserted = db.execute(
-                "INSERT OR IGNORE INTO list_events"
-                " (key, provider, email_key, kind, issue, detail, at)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?)",
-                (
-                    f"{event.provider}:{event.event_id}",
-                    event.provider,
-                    key,
-                    event.kind,
-                    issue,
-                    event.detail,
-                    stamp,
-                ),
-            ).rowcount
+            inserted = db.run(
+                "INSERT INTO list_events (key, provider, email_key, kind, issue, detail, at)"
+                " VALUES (:key, :provider, :address, :kind, :issue, :detail, :stamp)"
+                " ON CONFLICT DO NOTHING",
+                key=f"{event.provider}:{event.event_id}",
+                provider=event.provider,
+                address=key,
+                kind=event.kind,
+                issue=issue,
+                detail=event.detail,
+                stamp=stamp,
+            )
             if not inserted:
                 return EventOutcome(False, "seen before; counted once", seen_before=True)
-            row = db.execute(
-                "SELECT id, status FROM subscribers WHERE email_key = ?", (key,)
-            ).fetchone()
+            row = db.one("SELECT id, status FROM subscribers WHERE email_key = :key", key=key)
             if row is None:
                 return EventOutcome(False, "no subscriber has this address; nothing changed")
-            since = _stamp(now - timedelta(days=policy.days))
-            recent_soft = db.execute(
-                "SELECT COUNT(*) FROM list_events WHERE email_key = ? AND kind = 'soft'"
-                " AND at >= ?",
-                (key, since),
-            ).fetchone()[0]
+            recent_soft = db.scalar(
+                "SELECT COUNT(*) FROM list_events WHERE email_key = :key AND kind = 'soft'"
+                " AND at >= :since",
+                key=key,
+                since=_stamp(now - timedelta(days=policy.days)),
+            )
             result = consequence(event.kind, recent_soft, policy)
             if result.status is not None and row["status"] not in INACTIVE:
                 _change_status(db, row["id"], result.status, stamp)
@@ -80,9 +76,11 @@ class ListHealth(Database):
         named = delivery_of(token)
         if named is None:
             return None
-        row = self._db.execute(
-            "SELECT * FROM deliveries WHERE issue = ? AND subscriber = ?", named
-        ).fetchone()
+        row = self._db.one(
+            "SELECT * FROM deliveries WHERE issue = :issue AND subscriber = :subscriber",
+            issue=named[0],
+            subscriber=named[1],
+        )
         if row is None or delivery_token(row["issue"], row["subscriber"], row["token"]) != token:
             return None
         return _delivery(row)
@@ -93,31 +91,32 @@ class ListHealth(Database):
         found: dict[str, str] = {}
         for start in range(0, len(keys), 500):
             chunk = keys[start : start + 500]
-            marks = ", ".join("?" * len(chunk))
-            rows = self._db.execute(
-                f"SELECT email_key, reason FROM suppressions WHERE email_key IN ({marks})", chunk
+            marks = ", ".join(f":k{n}" for n in range(len(chunk)))
+            rows = self._db.all(
+                f"SELECT email_key, reason FROM suppressions WHERE email_key IN ({marks})",
+                **{f"k{n}": key for n, key in enumerate(chunk)},
             )
-            found.update((r[0], r[1]) for r in rows)
+            found.update((r["email_key"], r["reason"]) for r in rows)
         return found
 
     def lift_suppressions(self, emails: Iterable[str], *, complaints: bool) -> None:
         """Lift the suppression of ``emails``, a complaint's only with ``complaints``
         (the person's own confirmed sign-up, never an operator's ``--force``)."""
-        keys = [(email_key(email),) for email in emails]
+        keys = [{"key": email_key(email)} for email in emails]
         clause = "" if complaints else " AND reason != 'complained'"
         with self._transaction() as db:
-            db.executemany(f"DELETE FROM suppressions WHERE email_key = ?{clause}", keys)
+            db.many(f"DELETE FROM suppressions WHERE email_key = :key{clause}", keys)
 
     def suppressed_subscribers(self) -> int:
         """How many subscribers' addresses are suppressed (whatever their status)."""
         return int(
-            self._db.execute(
+            self._db.scalar(
                 "SELECT COUNT(*) FROM subscribers AS s"
                 " JOIN suppressions AS p ON p.email_key = s.email_key"
-            ).fetchone()[0]
+            )
         )
 
     def suppressed_count(self) -> dict[str, int]:
         """How many addresses are suppressed, by reason."""
-        rows = self._db.execute("SELECT reason, COUNT(*) FROM suppressions GROUP BY reason")
-        return {row[0]: row[1] for row in rows}
+        rows = self._db.all("SELECT reason, COUNT(*) AS n FROM suppressions GROUP BY reason")
+        return {row["reason"]: row["n"] for row in rows}

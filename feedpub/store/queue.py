@@ -17,10 +17,12 @@ class SubscribeQueue(SubscriberTable):
         """The web form's one write, the same whether or not the address is known."""
         stamp = _stamp(now)
         with self._transaction() as db:
-            db.execute(
+            db.run(
                 "INSERT INTO subscribe_requests (email, name, requested_at, status, next_attempt)"
-                " VALUES (?, ?, ?, 'queued', ?)",
-                (email, name, stamp, stamp),
+                " VALUES (:email, :name, :stamp, 'queued', :stamp)",
+                email=email,
+                name=name,
+                stamp=stamp,
             )
 
     def claim_subscribe_request(self, now: datetime) -> SubscribeRequest | None:
@@ -28,21 +30,25 @@ class SubscribeQueue(SubscriberTable):
         claim is older than CLAIM_LEASE was left by a process that died."""
         stamp = _stamp(now)
         with self._transaction() as db:
-            row = db.execute(
+            row = db.one(
                 "SELECT id, email, name, message, recipient, message_name, attempts"
                 " FROM subscribe_requests WHERE (status IN ('queued', 'ready')"
-                " AND next_attempt <= ?) OR (status = 'sending' AND claimed_at <= ?)"
-                " ORDER BY id LIMIT 1",
-                (stamp, _stamp(now - CLAIM_LEASE)),
-            ).fetchone()
+                " AND next_attempt <= :now) OR (status = 'sending' AND claimed_at <= :expired)"
+                f" ORDER BY id LIMIT 1{self.skip_locked}",
+                now=stamp,
+                expired=_stamp(now - CLAIM_LEASE),
+            )
             if row is None:
                 return None
-            db.execute(
-                "UPDATE subscribe_requests SET status = 'sending', claimed_at = ?,"
-                " attempts = attempts + 1 WHERE id = ?",
-                (stamp, row["id"]),
+            db.run(
+                "UPDATE subscribe_requests SET status = 'sending', claimed_at = :now,"
+                " attempts = attempts + 1 WHERE id = :id",
+                now=stamp,
+                id=row["id"],
             )
         fields = {name: row[name] for name in SubscribeRequest.__slots__}
+        if fields["message"] is not None:  # PostgreSQL hands a bytea out as a memoryview
+            fields["message"] = bytes(fields["message"])
         return SubscribeRequest(**{**fields, "attempts": row["attempts"] + 1})
 
     def prepare_confirmation(
@@ -53,38 +59,41 @@ class SubscribeQueue(SubscriberTable):
         mail should go: already active, or ``limit`` nonces were made ``since``."""
         stamp = _stamp(now)
         with self._transaction() as db:
-            row = db.execute(
-                "SELECT id, status FROM subscribers WHERE email_key = ?", (email_key(email),)
-            ).fetchone()
+            row = db.one(
+                "SELECT id, status FROM subscribers WHERE email_key = :key", key=email_key(email)
+            )
             if row is None:
-                db.execute(
-                    "INSERT INTO subscribers (email, email_key, name, status, token,"
-                    " created_at, updated_at) VALUES (?, ?, ?, 'pending', ?, ?, ?)",
-                    (
-                        email.strip(),
-                        email_key(email),
-                        name,
-                        secrets.token_urlsafe(32),
-                        stamp,
-                        stamp,
-                    ),
+                subscriber_id = int(
+                    db.scalar(
+                        "INSERT INTO subscribers (email, email_key, name, status, token,"
+                        " created_at, updated_at) VALUES (:email, :key, :name, 'pending', :token,"
+                        " :stamp, :stamp) RETURNING id",
+                        email=email.strip(),
+                        key=email_key(email),
+                        name=name,
+                        token=secrets.token_urlsafe(32),
+                        stamp=stamp,
+                    )
                 )
-                subscriber_id = int(db.execute("SELECT last_insert_rowid()").fetchone()[0])
             elif row["status"] == "active":
                 return None
             else:
                 subscriber_id = row["id"]
                 _change_status(db, subscriber_id, "pending", stamp)
-            made = db.execute(
-                "SELECT COUNT(*) FROM confirmations WHERE subscriber = ? AND created_at > ?",
-                (subscriber_id, _stamp(since)),
-            ).fetchone()[0]
+            made = db.scalar(
+                "SELECT COUNT(*) FROM confirmations WHERE subscriber = :id AND created_at > :since",
+                id=subscriber_id,
+                since=_stamp(since),
+            )
             if made >= limit:
                 return None
             nonce = secrets.token_urlsafe(32)
-            db.execute(
-                "INSERT INTO confirmations (nonce_hash, subscriber, created_at) VALUES (?, ?, ?)",
-                (_digest(nonce), subscriber_id, stamp),
+            db.run(
+                "INSERT INTO confirmations (nonce_hash, subscriber, created_at)"
+                " VALUES (:nonce, :id, :stamp)",
+                nonce=_digest(nonce),
+                id=subscriber_id,
+                stamp=stamp,
             )
         subscriber = self._subscriber_by_id(subscriber_id)
         assert subscriber is not None
@@ -93,10 +102,13 @@ class SubscribeQueue(SubscriberTable):
     def compose_subscribe_request(self, request: SubscribeRequest) -> None:
         """Keep the composed confirmation, so a retry sends the very same message."""
         with self._transaction() as db:
-            db.execute(
-                "UPDATE subscribe_requests SET message = ?, recipient = ?, message_name = ?"
-                " WHERE id = ?",
-                (request.message, request.recipient, request.message_name, request.id),
+            db.run(
+                "UPDATE subscribe_requests SET message = :message, recipient = :recipient,"
+                " message_name = :name WHERE id = :id",
+                message=request.message,
+                recipient=request.recipient,
+                name=request.message_name,
+                id=request.id,
             )
 
     def finish_subscribe_request(
@@ -107,60 +119,70 @@ class SubscribeQueue(SubscriberTable):
         with self._transaction() as db:
             if status == "ready":
                 assert next_attempt is not None
-                db.execute(
-                    "UPDATE subscribe_requests SET status = 'ready', last_reply = ?,"
-                    " next_attempt = ?, claimed_at = NULL WHERE id = ?",
-                    (reply, _stamp(next_attempt), request_id),
+                db.run(
+                    "UPDATE subscribe_requests SET status = 'ready', last_reply = :reply,"
+                    " next_attempt = :next, claimed_at = NULL WHERE id = :id",
+                    reply=reply,
+                    next=_stamp(next_attempt),
+                    id=request_id,
                 )
             else:
-                db.execute(
-                    "UPDATE subscribe_requests SET status = ?, last_reply = ?, message = NULL,"
-                    " claimed_at = NULL WHERE id = ?",
-                    (status, reply, request_id),
+                db.run(
+                    "UPDATE subscribe_requests SET status = :status, last_reply = :reply,"
+                    " message = NULL, claimed_at = NULL WHERE id = :id",
+                    status=status,
+                    reply=reply,
+                    id=request_id,
                 )
 
     def forget_subscribe_requests(self, before: datetime) -> None:
         """Drop finished requests older than ``before``: they are only a log."""
         with self._transaction() as db:
-            db.execute(
+            db.run(
                 "DELETE FROM subscribe_requests WHERE status IN ('sent', 'dropped', 'failed')"
-                " AND requested_at < ?",
-                (_stamp(before),),
+                " AND requested_at < :before",
+                before=_stamp(before),
             )
 
     def confirmation(self, nonce: str) -> Confirmation | None:
-        row = self._db.execute(
-            "SELECT subscriber, created_at, used_at FROM confirmations WHERE nonce_hash = ?",
-            (_digest(nonce),),
-        ).fetchone()
+        row = self._db.one(
+            "SELECT subscriber, created_at, used_at FROM confirmations WHERE nonce_hash = :nonce",
+            nonce=_digest(nonce),
+        )
         if row is None:
             return None
-        return Confirmation(row[0], datetime.fromisoformat(row[1]), _moment(row[2]))
+        return Confirmation(
+            row["subscriber"], datetime.fromisoformat(row["created_at"]), _moment(row["used_at"])
+        )
 
     def use_confirmation(self, nonce: str, now: datetime, since: datetime) -> Subscriber | None:
         """Spend the nonce, if it is unused and made after ``since``, and make its
         pending subscriber active; None when it cannot be spent."""
         stamp = _stamp(now)
         with self._transaction() as db:
-            row = db.execute(
-                "SELECT subscriber FROM confirmations WHERE nonce_hash = ? AND used_at IS NULL"
-                " AND created_at > ?",
-                (_digest(nonce), _stamp(since)),
-            ).fetchone()
-            if row is None:
-                return None
-            db.execute(
-                "UPDATE confirmations SET used_at = ? WHERE nonce_hash = ?", (stamp, _digest(nonce))
+            subscriber = db.scalar(
+                "SELECT subscriber FROM confirmations WHERE nonce_hash = :nonce"
+                " AND used_at IS NULL AND created_at > :since",
+                nonce=_digest(nonce),
+                since=_stamp(since),
             )
-            activated = db.execute(
-                "UPDATE subscribers SET status = 'active', updated_at = ?"
-                " WHERE id = ? AND status = 'pending'",
-                (stamp, row[0]),
-            ).rowcount
+            if subscriber is None:
+                return None
+            db.run(
+                "UPDATE confirmations SET used_at = :stamp WHERE nonce_hash = :nonce",
+                stamp=stamp,
+                nonce=_digest(nonce),
+            )
+            activated = db.run(
+                "UPDATE subscribers SET status = 'active', updated_at = :stamp"
+                " WHERE id = :id AND status = 'pending'",
+                stamp=stamp,
+                id=subscriber,
+            )
             if activated:  # their own confirmed sign-up: no suppression stands before it
-                db.execute(
+                db.run(
                     "DELETE FROM suppressions WHERE email_key ="
-                    " (SELECT email_key FROM subscribers WHERE id = ?)",
-                    (row[0],),
+                    " (SELECT email_key FROM subscribers WHERE id = :id)",
+                    id=subscriber,
                 )
-        return self._subscriber_by_id(row[0])
+        return self._subscriber_by_id(subscriber)

@@ -14,15 +14,19 @@ class WebhookMemory(Database):
         request is a replay). Tokens seen before ``forget_before`` are dropped:
         a replay of one would be refused by its signed time."""
         with self._transaction() as db:
-            db.execute("DELETE FROM webhook_tokens WHERE seen_at < ?", (_stamp(forget_before),))
-            inserted = db.execute(
-                "INSERT OR IGNORE INTO webhook_tokens (token, seen_at) VALUES (?, ?)",
-                (token, _stamp(now)),
-            ).rowcount
+            db.run(
+                "DELETE FROM webhook_tokens WHERE seen_at < :before", before=_stamp(forget_before)
+            )
+            inserted = db.run(
+                "INSERT INTO webhook_tokens (token, seen_at) VALUES (:token, :now)"
+                " ON CONFLICT DO NOTHING",
+                token=token,
+                now=_stamp(now),
+            )
         return bool(inserted)
 
     def forget_webhook_token(self, token: str) -> None:
         """Forget ``token``, so that the provider's retry of a request that could
         not be recorded is taken."""
         with self._transaction() as db:
-            db.execute("DELETE FROM webhook_tokens WHERE token = ?", (token,))
+            db.run("DELETE FROM webhook_tokens WHERE token = :token", token=token)

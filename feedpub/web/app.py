@@ -23,11 +23,12 @@ from feedpub.confirmations import CONFIRM_PATH, ConfirmationSender, Confirmation
 from feedpub.delivery import Deliverer
 from feedpub.errors import FeedpubError
 from feedpub.output import ManifestReader
+from feedpub.store import StateDatabase
 from feedpub.web.archive import Archive
 from feedpub.web.confirm import ConfirmLinks
 from feedpub.web.edge import BodyLimit, Guard, SecurityHeaders
 from feedpub.web.feeds import FeedFiles
-from feedpub.web.forms import Csrf, RateLimiter
+from feedpub.web.forms import Csrf, Limiter, RateLimiter, SharedRateLimiter
 from feedpub.web.pages import ISSUES_PATH, SUBSCRIBE_PATH, Pages
 from feedpub.web.status import STATUS_PATH, StatusPage
 from feedpub.web.subscriptions import Subscriptions
@@ -58,15 +59,23 @@ def web_secret(config: Config, environ: Mapping[str, str] = os.environ) -> str:
     return secret
 
 
-def subscribe_limiter() -> RateLimiter:
+def _limiter(state: StateDatabase, bucket: str, limit: int, window: float) -> Limiter:
+    """In memory; in the state database with PostgreSQL (state.url), so that a
+    client meets one limit however many web processes serve it."""
+    if not state.shared:
+        return RateLimiter(limit, window)
+    return SharedRateLimiter(state, bucket, limit, window)
+
+
+def subscribe_limiter(state: StateDatabase) -> Limiter:
     """Subscribe attempts from one client: 10 in 10 minutes."""
-    return RateLimiter(10, 600)
+    return _limiter(state, "subscribe", 10, 600)
 
 
-def webhook_limiter() -> RateLimiter:
+def webhook_limiter(state: StateDatabase) -> Limiter:
     """Webhook requests from one client: 1200 a minute (a provider reporting a
     large send's bounces comes from a few addresses)."""
-    return RateLimiter(1200, 60)
+    return _limiter(state, "webhooks", 1200, 60)
 
 
 def create_app(
@@ -75,28 +84,32 @@ def create_app(
     *,
     on_queued: Callable[[], None] = lambda: None,
     clock: Callable[[], datetime] = lambda: datetime.now(UTC),
-    per_client: RateLimiter | None = None,
-    webhook_clients: RateLimiter | None = None,
+    per_client: Limiter | None = None,
+    webhook_clients: Limiter | None = None,
     fetch: Fetch = https_get,
     webhook_body_seconds: float = BODY_SECONDS,
     environ: Mapping[str, str] = os.environ,
+    state: StateDatabase | None = None,
 ) -> ASGIApp:
     """The web app for ``config``. ``on_queued`` is called when a subscribe
     request waits for its confirmation email (to wake the worker). ``fetch`` GETs
     what the webhooks need from the network (SNS certificates and confirmations);
-    ``environ`` holds the webhooks' secrets and the status page's token."""
+    ``environ`` holds the webhooks' secrets and the status page's token. Every
+    request borrows a connection of ``state`` (opened here when not given)."""
+    state = state or StateDatabase(config.state)
     secure = urlsplit(config.web.public_url).scheme == "https"
     pages = Pages(config, Csrf(secret.encode(), secure))
     manifest = ManifestReader(config.feeds.output_dir)
     subscriptions = Subscriptions(
-        config, pages, per_client or subscribe_limiter(), on_queued, clock, manifest
+        config, state, pages, per_client or subscribe_limiter(state), on_queued, clock, manifest
     )
-    archive = Archive(config, pages)
+    archive = Archive(config, state, pages)
     paths = pages.paths
     webhooks = Webhooks(
         config,
+        state,
         clock,
-        webhook_clients or webhook_limiter(),
+        webhook_clients or webhook_limiter(state),
         fetch,
         webhook_body_seconds,
         environ,
@@ -115,14 +128,14 @@ def create_app(
         Route(SUBSCRIBE_PATH, subscriptions.subscribe, methods=["GET", "POST"]),
         Route(
             f"/{CONFIRM_PATH}{{nonce}}",
-            ConfirmLinks(config, pages, clock).confirm,
+            ConfirmLinks(config, state, pages, clock).confirm,
             methods=["GET", "POST"],
         ),
         Route(paths["unsubscribe"], subscriptions.unsubscribe, methods=["GET", "POST"]),
         Route(paths["manage"], subscriptions.manage, methods=["GET", "POST"]),
         Route(ISSUES_PATH, archive.issues, methods=["GET"]),
         Route(ISSUES_PATH + "{number:int}/", archive.issue, methods=["GET"]),
-        Route(STATUS_PATH, StatusPage(config, pages, environ).show, methods=["GET"]),
+        Route(STATUS_PATH, StatusPage(config, state, pages, environ).show, methods=["GET"]),
         *webhooks.routes(),
     ]
 
@@ -175,8 +188,11 @@ class WebServer:
         self.secret = secret
         self.make_deliverer = make_deliverer
         self.clock = clock
-        self.per_client = subscribe_limiter()  # kept across reloads
-        self.webhook_clients = webhook_limiter()
+        # One pool of connections for the server's life (the state's place is
+        # read at the start only), and the rate limits kept across reloads.
+        self.state = StateDatabase(config.state)
+        self.per_client = subscribe_limiter(self.state)
+        self.webhook_clients = webhook_limiter(self.state)
         self.worker = ConfirmationWorker(ConfirmationSender(config, make_deliverer, clock))
         self.app = Reloadable(self._app(config))
         self.server = uvicorn.Server(
@@ -200,6 +216,7 @@ class WebServer:
             clock=self.clock,
             per_client=self.per_client,
             webhook_clients=self.webhook_clients,
+            state=self.state,
         )
 
     def run(self) -> None:
@@ -209,6 +226,7 @@ class WebServer:
             self.server.run()
         finally:
             self.worker.stop()
+            self.state.close()
 
     def start(self) -> None:
         """Serve from a background thread (the daemon's signals stay with the daemon)."""

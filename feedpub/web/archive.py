@@ -12,18 +12,19 @@ from feedpub.config import Config
 from feedpub.content.sanitise import sanitise_issue
 from feedpub.mail import personalise
 from feedpub.model import Issue
-from feedpub.store import Store
+from feedpub.store import StateDatabase, Store
 from feedpub.web.pages import Pages
 
 
 class Archive:
-    def __init__(self, config: Config, pages: Pages) -> None:
+    def __init__(self, config: Config, state: StateDatabase, pages: Pages) -> None:
         self.config = config
+        self.state = state
         self.pages = pages
 
     def _listing(self) -> list[tuple[int, date, str]]:
         zone = self.config.site.timezone
-        with Store(self.config.state_path) as store:
+        with Store(self.state) as store:
             return [
                 (n, when.astimezone(zone).date(), subject) for n, when, subject in store.issues()
             ]
@@ -33,7 +34,7 @@ class Archive:
         return self.pages.page(request, "issues", issues=listed)
 
     def _issue(self, number: int) -> Issue | None:
-        with Store(self.config.state_path) as store:
+        with Store(self.state) as store:
             return store.issue(number, "")
 
     async def issue(self, request: Request) -> Response:

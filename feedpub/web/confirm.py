@@ -12,15 +12,18 @@ from starlette.responses import Response
 
 from feedpub.config import Config
 from feedpub.model import Subscriber
-from feedpub.store import Store
+from feedpub.store import StateDatabase, Store
 from feedpub.web.pages import Pages
 
 
 class ConfirmLinks:
     """The endpoint of the links in confirmation emails."""
 
-    def __init__(self, config: Config, pages: Pages, clock: Callable[[], datetime]) -> None:
+    def __init__(
+        self, config: Config, state: StateDatabase, pages: Pages, clock: Callable[[], datetime]
+    ) -> None:
         self.config = config
+        self.state = state
         self.pages = pages
         self.clock = clock
 
@@ -29,7 +32,7 @@ class ConfirmLinks:
 
     def _confirmation_state(self, nonce: str) -> str:
         """'valid', 'used', 'expired' or 'unknown'."""
-        with Store(self.config.state_path) as store:
+        with Store(self.state) as store:
             confirmation = store.confirmation(nonce)
         if confirmation is None:
             return "unknown"
@@ -41,7 +44,7 @@ class ConfirmLinks:
 
     def _use(self, nonce: str) -> Subscriber | None:
         now = self.clock()
-        with Store(self.config.state_path) as store:
+        with Store(self.state) as store:
             return store.use_confirmation(nonce, now, now - self._confirm_hours())
 
     async def confirm(self, request: Request) -> Response:

@@ -7,6 +7,7 @@ import hashlib
 import hmac
 import ipaddress
 import secrets
+import threading
 import time
 from collections import OrderedDict, deque
 from collections.abc import Callable, Sequence
@@ -14,6 +15,8 @@ from collections.abc import Callable, Sequence
 from starlette.datastructures import FormData
 from starlette.requests import Request
 from starlette.responses import Response
+
+from feedpub.store import StateDatabase, Store
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 Address = ipaddress.IPv4Address | ipaddress.IPv6Address
@@ -112,8 +115,13 @@ class RateLimiter:
         self.clock = clock
         self.max_keys = max_keys
         self.events: OrderedDict[str, deque[float]] = OrderedDict()
+        self._lock = threading.Lock()  # asked from the web app's threads
 
     def allow(self, key: str) -> bool:
+        with self._lock:
+            return self._allow(key)
+
+    def _allow(self, key: str) -> bool:
         now = self.clock()
         horizon = now - self.window
         events = self.events.pop(key, None) or deque()
@@ -129,3 +137,36 @@ class RateLimiter:
                 break
             self.events.popitem(last=False)
         return allowed
+
+
+class SharedRateLimiter:
+    """At most ``limit`` events per key in a window of ``window`` seconds begun
+    by the key's first event, counted in the state database, so that every web
+    process behind a load balancer, on any machine, keeps to one limit. Windows
+    that are over are dropped once a window."""
+
+    def __init__(
+        self,
+        state: StateDatabase,
+        bucket: str,
+        limit: int,
+        window: float,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.state = state
+        self.bucket = bucket
+        self.limit = limit
+        self.window = window
+        self.clock = clock
+        self._swept = clock()
+
+    def allow(self, key: str) -> bool:
+        now = self.clock()
+        with Store(self.state) as store:
+            if now - self._swept > self.window:
+                self._swept = now
+                store.forget_counts(self.bucket, now - self.window)
+            return store.count_event(self.bucket, key, now, self.window) <= self.limit
+
+
+Limiter = RateLimiter | SharedRateLimiter

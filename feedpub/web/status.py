@@ -16,7 +16,7 @@ from starlette.responses import HTMLResponse, PlainTextResponse, Response
 
 from feedpub.config import Config
 from feedpub.stats import ATTRIBUTION_WINDOW, COLUMNS, ListStats, cells, summarise
-from feedpub.store import Store
+from feedpub.store import StateDatabase, Store
 from feedpub.web.chart import rate_chart, size_chart
 from feedpub.web.pages import Pages
 
@@ -40,14 +40,19 @@ def basic_password(authorization: str | None) -> bytes | None:
 
 class StatusPage:
     def __init__(
-        self, config: Config, pages: Pages, environ: Mapping[str, str] = os.environ
+        self,
+        config: Config,
+        state: StateDatabase,
+        pages: Pages,
+        environ: Mapping[str, str] = os.environ,
     ) -> None:
         self.config = config
+        self.state = state
         self.pages = pages
         self.environ = environ
 
     def _stats(self) -> ListStats:
-        with Store(self.config.state_path) as store:
+        with Store(self.state) as store:
             return summarise(store.stats_rows())
 
     async def show(self, request: Request) -> Response:

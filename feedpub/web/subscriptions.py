@@ -21,9 +21,9 @@ from feedpub.content.text import term_slug
 from feedpub.errors import StateError
 from feedpub.model import Subscriber
 from feedpub.output import Manifest, ManifestReader
-from feedpub.store import INACTIVE, Store
+from feedpub.store import INACTIVE, StateDatabase, Store
 from feedpub.subscribers import check_email
-from feedpub.web.forms import RateLimiter, client_key
+from feedpub.web.forms import Limiter, client_key
 from feedpub.web.pages import Pages
 
 log = logging.getLogger("feedpub")
@@ -42,13 +42,15 @@ class Subscriptions:
     def __init__(
         self,
         config: Config,
+        state: StateDatabase,
         pages: Pages,
-        per_client: RateLimiter,
+        per_client: Limiter,
         on_queued: Callable[[], None],
         clock: Callable[[], datetime],
         manifest: ManifestReader,
     ) -> None:
         self.config = config
+        self.state = state
         self.pages = pages
         self.per_client = per_client
         self.on_queued = on_queued
@@ -69,7 +71,7 @@ class Subscriptions:
         form = await request.form()
         if not pages.csrf.valid(request, form):
             return pages.expired_form(request)
-        if not self.per_client.allow(self._client(request)):
+        if not await run_in_threadpool(self.per_client.allow, self._client(request)):
             return pages.notice(
                 request,
                 pages.gettext("Too many requests"),
@@ -103,7 +105,7 @@ class Subscriptions:
         return pages.page(request, "check_inbox", email=address)
 
     def _queue(self, address: str, name: str) -> None:
-        with Store(self.config.state_path) as store:
+        with Store(self.state) as store:
             store.queue_subscribe_request(address, name, self.clock())
 
     # Unsubscribing and preferences.
@@ -111,7 +113,7 @@ class Subscriptions:
     def _holder(self, token: str) -> tuple[Subscriber | None, bool]:
         """The subscriber ``token`` opens, and whether it is a retired token of
         someone who has since left (their old links still say 'unsubscribed')."""
-        with Store(self.config.state_path) as store:
+        with Store(self.state) as store:
             subscriber = store.subscriber_by_token(token)
             if subscriber is not None:
                 return subscriber, False
@@ -121,7 +123,7 @@ class Subscriptions:
         return None, False
 
     def _unsubscribe(self, token: str) -> None:
-        with Store(self.config.state_path) as store:
+        with Store(self.state) as store:
             store.set_status_by_token(token, "unsubscribed", self.clock())
 
     async def unsubscribe(self, request: Request) -> Response:
@@ -144,11 +146,11 @@ class Subscriptions:
         return pages.page(request, "unsubscribe", email=subscriber.email, done=True)
 
     def _subscriber(self, token: str) -> Subscriber | None:
-        with Store(self.config.state_path) as store:
+        with Store(self.state) as store:
             return store.subscriber_by_token(token)
 
     def _save_preferences(self, token: str, tags: list[str], paused: bool) -> Subscriber | None:
-        with Store(self.config.state_path) as store:
+        with Store(self.state) as store:
             store.set_preferences(token, tags, paused, self.clock())
             return store.subscriber_by_token(token)
 

@@ -25,8 +25,8 @@ from starlette.routing import Route
 
 from feedpub.config import Config
 from feedpub.errors import FeedpubError, StateError, WebhookRefused
-from feedpub.store import Store
-from feedpub.web.forms import RateLimiter, client_key
+from feedpub.store import StateDatabase, Store
+from feedpub.web.forms import Limiter, client_key
 from feedpub.webhooks import (
     SIGNATURE_WINDOW,
     Accepted,
@@ -198,13 +198,15 @@ class Webhooks:
     def __init__(
         self,
         config: Config,
+        state: StateDatabase,
         clock: Callable[[], datetime],
-        clients: RateLimiter,
+        clients: Limiter,
         fetch: Fetch = https_get,
         body_seconds: float = BODY_SECONDS,
         environ: Mapping[str, str] = os.environ,
     ) -> None:
         self.config = config
+        self.state = state
         self.clock = clock
         self.clients = clients
         self.body_seconds = body_seconds
@@ -287,7 +289,7 @@ class Webhooks:
             request.headers.get("x-forwarded-for"),
             self.config.web.trusted_proxies,
         )
-        if not self.clients.allow(client):
+        if not await run_in_threadpool(self.clients.allow, client):
             return _refusal(
                 429, f"{provider}: too many requests from one client", **{"Retry-After": "60"}
             )
@@ -321,7 +323,7 @@ class Webhooks:
         could not be recorded is forgotten, so that the provider's retry is taken."""
         now = self.clock()
         taken: list[str] = []
-        with Store(self.config.state_path) as store:
+        with Store(self.state) as store:
 
             def remember(token: str) -> bool:
                 new = store.remember_webhook_token(token, now, now - TOKEN_MEMORY)

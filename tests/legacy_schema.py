@@ -1,8 +1,11 @@
-"""The state database's schema, one migration a version (PRAGMA user_version)."""
+"""The state files of the releases before Alembic: the SQL they ran, one script
+a schema version (PRAGMA user_version), kept as they were to make such files."""
 
 from __future__ import annotations
 
-# Each entry moves the schema one version up; PRAGMA user_version says where a file is.
+import sqlite3
+from pathlib import Path
+
 MIGRATIONS: tuple[str, ...] = (
     """
     CREATE TABLE subscribers (
@@ -133,3 +136,14 @@ MIGRATIONS: tuple[str, ...] = (
     CREATE INDEX webhook_tokens_by_age ON webhook_tokens (seen_at);
     """,
 )
+
+
+def legacy_state(path: Path, version: int) -> Path:
+    """A SQLite state file as a release before Alembic left it at ``version``."""
+    db = sqlite3.connect(path)
+    for script in MIGRATIONS[:version]:
+        db.executescript(script)
+    db.execute(f"PRAGMA user_version = {version}")
+    db.commit()
+    db.close()
+    return path

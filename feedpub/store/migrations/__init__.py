@@ -1,0 +1,1 @@
+"""The state database's migrations (Alembic), one schema for SQLite and PostgreSQL."""
