@@ -371,7 +371,8 @@ class DigestSender:
             )
             if batch:
                 run.renewed = time.monotonic()
-                run.base = self.store.tally(number).done - done_before
+                if self.progress:  # (a count of the deliveries)
+                    run.base = self.store.tally(number).done - done_before
                 self._send_batch(number, batch, pool, run, report, makers)
                 continue
             holders = self.store.holders(number, self.worker, self.clock())

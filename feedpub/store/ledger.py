@@ -8,12 +8,9 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import exc
-from sqlalchemy.engine import RowMapping
-
 from feedpub.errors import StateError
 from feedpub.model import Issue, Subscriber
-from feedpub.store.database import Database, _moment, _Sql, _stamp
+from feedpub.store.database import Conflict, Database, Row, _moment, _Sql, _stamp
 from feedpub.store.records import Delivery
 
 # A delivery, the status it ends a try with and the server's reply.
@@ -44,7 +41,7 @@ class Tally:
         return self.sent + self.failed + self.skipped
 
 
-def _delivery(row: RowMapping) -> Delivery:
+def _delivery(row: Row) -> Delivery:
     return Delivery(**{name: row[name] for name in Delivery.__slots__})
 
 
@@ -146,9 +143,8 @@ class Ledger(Database):
                         for s, variant in recipients
                     ],
                 )
-        except exc.IntegrityError as error:
-            reason = error.orig if error.orig is not None else error
-            raise StateError(f"issue #{number} conflicts with the ledger: {reason}") from None
+        except Conflict as error:
+            raise StateError(f"issue #{number} conflicts with the ledger: {error}") from None
 
     def issue(self, number: int, key: str) -> Issue | None:
         """Issue ``number`` as recorded for variant ``key``; None when there is none."""

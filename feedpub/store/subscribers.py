@@ -8,16 +8,14 @@ import secrets
 from collections.abc import Sequence
 from datetime import datetime
 
-from sqlalchemy.engine import RowMapping
-
 from feedpub.errors import StateError
 from feedpub.listpolicy import stronger
 from feedpub.model import Subscriber
-from feedpub.store.database import Database, _digest, _Sql, _stamp
+from feedpub.store.database import Database, Row, _digest, _Sql, _stamp
 from feedpub.store.records import INACTIVE
 
 
-def _subscriber(row: RowMapping) -> Subscriber:
+def _subscriber(row: Row) -> Subscriber:
     return Subscriber(
         id=row["id"],
         email=row["email"],
