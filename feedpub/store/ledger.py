@@ -290,24 +290,38 @@ class Ledger(Database):
         With ``worker``, it goes only while that worker still holds it (else
         "taken over": its lease ran out and another worker has it, or it is done)."""
         stamp = _stamp(now)
+        held = "" if worker is None else " AND worker = :worker"
+        # The subscriber still wants it: checked in the same statement that
+        # marks it, so nothing can change in between (and it costs no query).
+        wanted = _STILL_WANTED if check else ""
         with self._transaction() as db:
             _record(db, settled, stamp)
+            marked = db.run(
+                "UPDATE deliveries SET status = 'sending', attempts = attempts + 1,"
+                " updated_at = :stamp WHERE issue = :issue AND subscriber = :subscriber"
+                f" AND status IN ('pending', 'sending'){held}{wanted}",
+                stamp=stamp,
+                issue=delivery.issue,
+                subscriber=delivery.subscriber,
+                token=delivery.token,
+                worker=worker,
+            )
+            if marked:
+                return None
             reason = _why_not(db, delivery) if check else None
-            if reason is None:
-                marked = db.run(
-                    "UPDATE deliveries SET status = 'sending', attempts = attempts + 1,"
-                    " updated_at = :stamp WHERE issue = :issue AND subscriber = :subscriber"
-                    " AND status IN ('pending', 'sending')"
-                    + ("" if worker is None else " AND worker = :worker"),
-                    stamp=stamp,
-                    issue=delivery.issue,
-                    subscriber=delivery.subscriber,
-                    worker=worker,
-                )
-                if not marked:
-                    return TAKEN_OVER
-            else:
-                _record(db, [(delivery, "skipped", reason)], stamp)
+            skipped = reason is not None and db.run(
+                "UPDATE deliveries SET status = 'skipped', last_reply = :reason,"
+                " updated_at = :stamp, worker = NULL, lease_until = NULL"
+                f" WHERE issue = :issue AND subscriber = :subscriber"
+                f" AND status IN ('pending', 'sending'){held}",
+                reason=reason,
+                stamp=stamp,
+                issue=delivery.issue,
+                subscriber=delivery.subscriber,
+                worker=worker,
+            )
+            if not skipped:
+                return TAKEN_OVER
         return reason
 
     def record_settled(self, settled: Sequence[Settled], now: datetime) -> None:
@@ -363,6 +377,15 @@ class Ledger(Database):
 
 # Why a worker's delivery did not go: another worker has it now, or it is done.
 TAKEN_OVER = "taken over by another worker"
+
+
+# What _why_not finds nothing against, as a condition on the delivery's row.
+_STILL_WANTED = (
+    " AND EXISTS (SELECT 1 FROM subscribers AS s"
+    " LEFT JOIN suppressions AS p ON p.email_key = s.email_key"
+    " WHERE s.id = :subscriber AND s.status = 'active' AND s.token = :token"
+    " AND s.paused = 0 AND p.reason IS NULL)"
+)
 
 
 def _why_not(db: _Sql, delivery: Delivery) -> str | None:
