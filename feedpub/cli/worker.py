@@ -18,6 +18,7 @@ from feedpub.cli.common import cli, config_option, load_checked, make_deliverer_
 @click.option(
     "--poll",
     type=click.FloatRange(min=0.1),
+    metavar="SECONDS",
     default=10.0,
     show_default=True,
     help="Seconds between looks for open deliveries when there are none.",
@@ -30,7 +31,9 @@ def worker(config_path: Path, once: bool, poll: float, quiet: bool) -> None:
 
     Each worker claims delivery.batch deliveries at a time and holds them for
     delivery.lease_seconds, renewed while it sends; one that dies (even by kill -9)
-    loses them when its leases run out, and the others take them over. While a
+    loses them at once when its process (or, with PostgreSQL, its connection) is
+    gone, at the latest when its leases run out, and the others take them over.
+    While a
     worker runs, 'feedpub digest send' records the issue and leaves its delivery
     to the workers. SIGTERM or SIGINT stops it after the messages in flight.
     """
