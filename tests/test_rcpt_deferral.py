@@ -264,25 +264,27 @@ def test_greylisted_recipients_are_tried_max_attempts_times_and_the_rest_deliver
         assert len(server.handler.peers) > 1 and server.handler.most_at_once > 1
 
 
+def _refused_then_ok(port: int, refused: str) -> tuple[Outcome, Outcome]:
+    """The outcomes of a message to ``refused``, then of one to ok@example.net,
+    on one deliverer."""
+    deliverer = SMTPDeliverer(_settings(port), None)
+    try:
+        first = _within(BOUND, lambda: deliverer.send(_message(refused), SENDER, refused, "n"))
+        then = _within(
+            BOUND,
+            lambda: deliverer.send(_message("ok@example.net"), SENDER, "ok@example.net", "n"),
+        )
+    finally:
+        deliverer.close()
+    return first, then
+
+
 @EVERY_SERVER
 def test_a_permanent_refusal_at_rcpt_fails_that_one_and_the_next_one_goes(
     serve: Serve, hangs_up: bool
 ) -> None:
     with serve(Behaviour(refuse={"gone@example.net"})) as server:
-        deliverer = SMTPDeliverer(_settings(server.port), None)
-        try:
-            refused = _within(
-                BOUND,
-                lambda: deliverer.send(
-                    _message("gone@example.net"), SENDER, "gone@example.net", "n"
-                ),
-            )
-            sent = _within(
-                BOUND,
-                lambda: deliverer.send(_message("ok@example.net"), SENDER, "ok@example.net", "n"),
-            )
-        finally:
-            deliverer.close()
+        refused, sent = _refused_then_ok(server.port, "gone@example.net")
     assert refused == Outcome("permanent", "550 5.1.1 <gone@example.net>: no such user here")
     assert sent == Outcome("sent", "250 accepted")
     _arrived_once(server, ["ok@example.net"])
@@ -296,20 +298,7 @@ def test_a_421_at_rcpt_puts_that_one_off_and_the_next_goes_on_a_new_connection(
         rcpt_reply=lambda a: "421 4.3.2 Service shutting down" if a == "late@example.net" else None
     )
     with _server(closing, pipelining=pipelining) as server:
-        deliverer = SMTPDeliverer(_settings(server.port), None)
-        try:
-            put_off = _within(
-                BOUND,
-                lambda: deliverer.send(
-                    _message("late@example.net"), SENDER, "late@example.net", "n"
-                ),
-            )
-            sent = _within(
-                BOUND,
-                lambda: deliverer.send(_message("ok@example.net"), SENDER, "ok@example.net", "n"),
-            )
-        finally:
-            deliverer.close()
+        put_off, sent = _refused_then_ok(server.port, "late@example.net")
     assert put_off == Outcome("temporary", "421 4.3.2 Service shutting down")
     # Not "connection lost": the refusal was the last message's, not this one's.
     assert sent == Outcome("sent", "250 accepted")
