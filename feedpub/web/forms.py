@@ -12,6 +12,7 @@ import time
 from collections import OrderedDict, deque
 from collections.abc import Callable, Sequence
 
+from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import FormData
 from starlette.requests import Request
 from starlette.responses import Response
@@ -170,3 +171,14 @@ class SharedRateLimiter:
 
 
 Limiter = RateLimiter | SharedRateLimiter
+
+
+async def within_limit(limiter: Limiter, request: Request, trusted: Sequence[Network]) -> bool:
+    """Whether ``limiter`` lets ``request``'s client (``client_key``) go on; asked
+    off the event loop, since a shared limit is a write to the database."""
+    client = client_key(
+        request.client.host if request.client else None,
+        request.headers.get("x-forwarded-for"),
+        trusted,
+    )
+    return await run_in_threadpool(limiter.allow, client)

@@ -23,7 +23,7 @@ from feedpub.model import Subscriber
 from feedpub.output import Manifest, ManifestReader
 from feedpub.store import INACTIVE, StateDatabase, Store
 from feedpub.subscribers import check_email
-from feedpub.web.forms import Limiter, client_key
+from feedpub.web.forms import Limiter, within_limit
 from feedpub.web.pages import Pages
 
 log = logging.getLogger("feedpub")
@@ -57,13 +57,6 @@ class Subscriptions:
         self.clock = clock
         self.manifest = manifest
 
-    def _client(self, request: Request) -> str:
-        return client_key(
-            request.client.host if request.client else None,
-            request.headers.get("x-forwarded-for"),
-            self.config.web.trusted_proxies,
-        )
-
     async def subscribe(self, request: Request) -> Response:
         pages = self.pages
         if request.method == "GET":
@@ -71,7 +64,7 @@ class Subscriptions:
         form = await request.form()
         if not pages.csrf.valid(request, form):
             return pages.expired_form(request)
-        if not await run_in_threadpool(self.per_client.allow, self._client(request)):
+        if not await within_limit(self.per_client, request, self.config.web.trusted_proxies):
             return pages.notice(
                 request,
                 pages.gettext("Too many requests"),

@@ -26,7 +26,7 @@ from starlette.routing import Route
 from feedpub.config import Config
 from feedpub.errors import FeedpubError, StateError, WebhookRefused
 from feedpub.store import StateDatabase, Store
-from feedpub.web.forms import Limiter, client_key
+from feedpub.web.forms import Limiter, within_limit
 from feedpub.webhooks import (
     SIGNATURE_WINDOW,
     Accepted,
@@ -284,12 +284,7 @@ class Webhooks:
         return await self._take(request, "SendGrid", read)
 
     async def _take(self, request: Request, provider: str, read: Reader) -> Response:
-        client = client_key(
-            request.client.host if request.client else None,
-            request.headers.get("x-forwarded-for"),
-            self.config.web.trusted_proxies,
-        )
-        if not await run_in_threadpool(self.clients.allow, client):
+        if not await within_limit(self.clients, request, self.config.web.trusted_proxies):
             return _refusal(
                 429, f"{provider}: too many requests from one client", **{"Retry-After": "60"}
             )
