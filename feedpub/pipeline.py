@@ -383,10 +383,8 @@ class DigestSender:
                 continue  # what they held is claimed next
             if not holders or not wait_for_others:
                 return
-            if self.stop():
-                report.stopped = True
+            if not self._pause(report):  # their leases may run out meanwhile
                 return
-            time.sleep(OTHERS_POLL)  # their leases may run out meanwhile
 
     def _wait_for_workers(self, number: int, run: _Run, report: SendReport, done: int) -> bool:
         """While workers run, the sender leaves the issue to them and waits (and
@@ -395,8 +393,11 @@ class DigestSender:
         tally = self.store.tally(number)
         if self.progress:
             self.progress(min(tally.done - done, run.total), run.total)
-        if tally.open == 0:
-            return False
+        return tally.open > 0 and self._pause(report)
+
+    def _pause(self, report: SendReport) -> bool:
+        """Wait OTHERS_POLL seconds for the other workers; False (and the report
+        says stopped) when asked to stop instead."""
         if self.stop():
             report.stopped = True
             return False
@@ -572,12 +573,28 @@ def send_digest(
 ) -> SendReport:
     """'feedpub digest send': run the DigestSender on the state database, then
     close ``deliverer``, which this call owns."""
+    return _with_sender(
+        config, deliverer, clock, lambda s: s.run(dry_run=dry_run), progress=progress, stop=stop
+    )
+
+
+def _with_sender(
+    config: Config,
+    deliverer: Deliverer,
+    clock: Callable[[], datetime],
+    act: Callable[[DigestSender], SendReport],
+    *,
+    progress: Progress | None = None,
+    stop: Callable[[], bool],
+) -> SendReport:
+    """What ``act`` makes of a DigestSender on the state database; then
+    ``deliverer``, which this call owns, is closed."""
     try:
         with Store(config.state) as store:
             sender = DigestSender(
                 config, store, deliverer, clock=clock, progress=progress, stop=stop
             )
-            return sender.run(dry_run=dry_run)
+            return act(sender)
     finally:
         deliverer.close()
 
@@ -611,11 +628,7 @@ def work_once(
 ) -> SendReport:
     """One look by 'feedpub worker': deliver its share of every issue with
     deliveries open, beside the other workers; then close ``deliverer``."""
-    try:
-        with Store(config.state) as store:
-            return DigestSender(config, store, deliverer, clock=clock, stop=stop).work()
-    finally:
-        deliverer.close()
+    return _with_sender(config, deliverer, clock, DigestSender.work, stop=stop)
 
 
 # scheduler.digest_due: whether a digest time has passed since the last success.
