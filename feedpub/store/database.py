@@ -311,14 +311,19 @@ class _Sql:
         dbapi = state.engine.dialect.dbapi
         assert dbapi is not None
         self._errors = dbapi.Error, dbapi.IntegrityError
-
-    def _cursor(self) -> Any:
-        if self._state.shared:
+        if state.shared:
             from psycopg.rows import dict_row
 
-            return self._raw.cursor(row_factory=dict_row)
+            self._rows: Any = dict_row
+        else:
+            self._rows = sqlite3.Row
+
+    def _cursor(self) -> Any:
+        """A cursor whose rows give their columns by name."""
+        if self._state.shared:
+            return self._raw.cursor(row_factory=self._rows)
         cursor = self._raw.cursor()
-        cursor.row_factory = sqlite3.Row
+        cursor.row_factory = self._rows
         return cursor
 
     def _execute(self, sql: str, params: Mapping[str, Any], *, many: bool = False) -> Any:

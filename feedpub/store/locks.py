@@ -83,6 +83,14 @@ class JobLock:
         self._connection = connection
         return True
 
+    def held_elsewhere(self) -> bool:
+        """Whether another process holds the lock now (it is taken and let go
+        again to find out)."""
+        if self.take():
+            self.release()
+            return False
+        return True
+
     @property
     def _kind(self) -> str:
         return "_shared" if self._shared else ""
@@ -142,11 +150,7 @@ WORKERS = "workers"
 
 def workers_running(state: StateDatabase) -> bool:
     """Whether any 'feedpub worker' runs on the state, on any machine."""
-    alone = JobLock(state, WORKERS, "looking for workers")
-    if alone.take():
-        alone.release()
-        return False
-    return True
+    return JobLock(state, WORKERS, "looking for workers").held_elsewhere()
 
 
 @contextmanager
@@ -170,11 +174,7 @@ def worker_alive(state: StateDatabase, worker: str) -> bool:
     One that died, even by kill -9, is known at once: with PostgreSQL its lock
     went with its connection; with SQLite (one machine) its process is gone."""
     if state.shared:
-        lock = JobLock(state, f"worker {worker}", "looking for a worker")
-        if lock.take():
-            lock.release()
-            return False
-        return True
+        return JobLock(state, f"worker {worker}", "looking for a worker").held_elsewhere()
     host, _, rest = worker.partition(":")
     pid = rest.partition(":")[0]
     if host != socket.gethostname() or not pid.isdigit():
