@@ -119,12 +119,12 @@ def rate_chart(issues: Sequence[IssueStats]) -> str:
         for index, issue in enumerate(issues):
             rate = issue.bounce_rate if name == "bounce" else issue.complaint_rate
             if rate is not None:
-                points.append((_x(index, len(issues)), HEIGHT - BOTTOM - plot * rate / top, issue))
+                y = HEIGHT - BOTTOM - plot * rate / top
+                points.append((_x(index, len(issues)), y, issue, rate))
         if len(points) > 1:
-            line = " ".join(f"{x:.1f},{y:.1f}" for x, y, _ in points)
+            line = " ".join(f"{x:.1f},{y:.1f}" for x, y, _, _ in points)
             parts.append(f'<polyline points="{line}" fill="none" stroke="{colour}"/>')
-        for x, y, issue in points:
-            rate = issue.bounce_rate if name == "bounce" else issue.complaint_rate
+        for x, y, issue, rate in points:
             parts.append(
                 f'<circle class="{name}" cx="{x:.1f}" cy="{y:.1f}" r="3" fill="{colour}">'
                 f"<title>issue #{issue.number}: {name} rate {rate:.2%}</title></circle>"
