@@ -422,7 +422,6 @@ def load_config(path: Path) -> Config:
     if options.newsletter is not None:
         newsletter = _newsletter(options.newsletter, site, templates_dir)
     state = StateLocation(base / options.state.path, options.state.url, options.state.password_env)
-    state_path = state.path
     outbox_dir = base / options.outbox_dir
     smtp = None if options.smtp is None else _smtp(options.smtp, base)
     bounces = None if options.bounces is None else _bounces(options.bounces, base)
@@ -434,7 +433,7 @@ def load_config(path: Path) -> Config:
         [
             (f"the site folder, with {path.name}", base),
             (f"the content folder {_shown(content.dir, base)}, drafts included", content.dir),
-            (f"the state file {_shown(state_path, base)}, with subscribers' addresses", state_path),
+            (f"the state file {_shown(state.path, base)}, with subscribers' addresses", state.path),
             (f"the outbox folder {_shown(outbox_dir, base)}, with every message sent", outbox_dir),
             (f"the templates folder {_shown(templates_dir, base)}", templates_dir),
             (f"the static folder {_shown(content.static_dir, base)}", content.static_dir),
