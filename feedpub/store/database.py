@@ -232,11 +232,6 @@ class StateDatabase:
             command.stamp(settings, found)
         command.upgrade(settings, "head")
 
-    @property
-    def schema_version(self) -> str | None:
-        with self.engine.connect() as connection:
-            return self.revision(connection)
-
 
 def _reason(error: BaseException) -> str:
     """What went wrong, in the driver's words, without SQLAlchemy's statement dump."""

@@ -267,12 +267,6 @@ class Ledger(Database):
             tuple(f"{row['email']}: {row['last_reply']}" for row in failures),
         )
 
-    def why_not_deliver(self, delivery: Delivery) -> str | None:
-        """Why ``delivery`` must not go out now, or None: asked right before each
-        send, so a subscriber who left or paused after the issue was recorded
-        gets nothing."""
-        return _why_not(self._db, delivery)
-
     def start_sending(
         self,
         delivery: Delivery,
@@ -285,8 +279,10 @@ class Ledger(Database):
         """Committed before the message leaves, in one transaction: the answers in
         ``settled`` recorded, then ``delivery`` marked 'sending' (a crash now leaves
         it so, and the next run sends that one message again, with the same
-        Message-ID). With ``check``, a delivery that must not go out now (see
-        why_not_deliver) is recorded as skipped instead, and why is returned.
+        Message-ID). With ``check``, a delivery that must not go out now (its
+        subscriber left, paused, came back with a new token or is suppressed
+        since the issue was recorded) is recorded as skipped instead, and why
+        is returned.
         With ``worker``, it goes only while that worker still holds it (else
         "taken over": its lease ran out and another worker has it, or it is done)."""
         stamp = _stamp(now)
@@ -389,6 +385,8 @@ _STILL_WANTED = (
 
 
 def _why_not(db: _Sql, delivery: Delivery) -> str | None:
+    """Why ``delivery`` must not go out now, or None: a subscriber who left or
+    paused after the issue was recorded gets nothing."""
     row = db.one(
         "SELECT s.status, s.paused, s.token, p.reason FROM subscribers AS s"
         " LEFT JOIN suppressions AS p ON p.email_key = s.email_key WHERE s.id = :id",
